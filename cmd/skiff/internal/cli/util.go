@@ -1,0 +1,5 @@
+package cli
+
+import "k8s.io/apimachinery/pkg/runtime"
+
+type runtimeObject = runtime.Object
