@@ -18,8 +18,8 @@ type Config struct {
 	// NodeIPs are this node's addresses: NodePort frontends, and NodeIPs[0] is the SNAT source
 	// towards remote NodePort backends.
 	NodeIPs []net.IP
-	// Devices get the NodePort/externalIPs programs. Empty = none (the agent picks the device
-	// of the default route); they must be in the netns New is called in.
+	// Devices get the NodePort/externalIPs programs. Empty = none; the agent resolves
+	// DevicesAuto to the device of the default route. They must be in the netns New is called in.
 	Devices []string
 	// CgroupPath is a cgroup2 directory for socket LB; empty = off. Never the cgroup2 root.
 	CgroupPath string
@@ -103,6 +103,10 @@ func parsePortRange(s string) (portRange, error) {
 	}
 	return portRange{a, b}, nil
 }
+
+// DevicesAuto, as the only entry of Config.Devices, asks the agent for the device of the
+// node's default route (what --devices defaults to).
+const DevicesAuto = "auto"
 
 // checkCgroupPath refuses anything but a cgroup2 directory below a cgroup2 mount's root:
 // socket LB on the root would redirect every process on the machine.

@@ -293,6 +293,13 @@ func (a *Agent) startDatapath(ctx context.Context) (*datapath.Datapath, error) {
 	var dp *datapath.Datapath
 	if err := a.inNodeNS(func() error {
 		var err error
+		if len(dc.Devices) == 1 && dc.Devices[0] == datapath.DevicesAuto {
+			dev, err := datapath.DefaultRouteDevice()
+			if err != nil {
+				return err
+			}
+			dc.Devices = []string{dev}
+		}
 		dp, err = datapath.New(dc)
 		return err
 	}); err != nil {

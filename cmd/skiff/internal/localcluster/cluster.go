@@ -190,7 +190,7 @@ func Up(ctx context.Context, o Options) error {
 			"--data-dir", o.nodeDir(i),
 			"--containerd-socket", o.ContainerdSocket,
 			"--service-cidr", o.ServiceCIDR,
-			"--datapath", "--nodeport-devices", "eth0",
+			"--datapath", "--devices", "eth0",
 			"--bpf-pin-dir", filepath.Join(PinRoot, nw.NodeName(i)),
 			"--overlay", "--mtu", "1450",
 			"--dns",
