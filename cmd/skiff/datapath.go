@@ -29,100 +29,29 @@ func newDatapathCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&pinDir, "pin-dir", datapath.DefaultPinDir, "where the agent pins the datapath maps")
 	open := func() (*datapath.Maps, error) { return datapath.OpenPinned(pinDir) }
-	table := func() *tabwriter.Writer { return tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0) }
-
-	cmd.AddCommand(&cobra.Command{
-		Use:   "services",
-		Short: "Print the service frontends with their backends and counters",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			m, err := open()
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			fs, err := m.Frontends()
-			if err != nil {
-				return err
-			}
-			w := table()
-			fmt.Fprintln(w, "FRONTEND\tPROTO\tSCOPE\tID\tBACKENDS\tPACKETS\tBYTES")
-			for _, f := range fs {
-				bs := make([]string, 0, len(f.Backends))
-				for _, b := range f.Backends {
-					bs = append(bs, fmt.Sprintf("%s(%d)", b, f.Slots[b]))
+	// mapsCmd is a subcommand that prints one table from the pinned maps.
+	mapsCmd := func(use, short string, print func(*datapath.Maps, *tabwriter.Writer) error) *cobra.Command {
+		return &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error {
+				m, err := open()
+				if err != nil {
+					return err
 				}
-				list := strings.Join(bs, ",")
-				if f.Count == 0 {
-					list = "<none: refused>"
+				defer m.Close()
+				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				if err := print(m, w); err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%d\n", f.Address, f.Protocol, f.Scope, f.ID, list, f.Packets, f.Bytes)
-			}
-			w.Flush()
-			drops, err := m.Drops()
-			if err != nil {
-				return err
-			}
-			if len(drops) > 0 {
-				var parts []string
-				for r, n := range drops {
-					parts = append(parts, fmt.Sprintf("%s=%d", r, n))
-				}
-				sort.Strings(parts)
-				fmt.Printf("\ndrops: %s\n", strings.Join(parts, " "))
-			}
-			return nil
-		},
-	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "backends",
-		Short: "Print the backends map",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			m, err := open()
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			bs, err := m.Backends()
-			if err != nil {
-				return err
-			}
-			w := table()
-			fmt.Fprintln(w, "ID\tADDRESS\tPROTO\tLOCAL")
-			for _, b := range bs {
-				fmt.Fprintf(w, "%d\t%s\t%s\t%v\n", b.ID, b.Address, b.Protocol, b.Local)
-			}
-			return w.Flush()
-		},
-	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "conntrack",
-		Short: "Print the conntrack and SNAT entries",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			m, err := open()
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			cs, err := m.Conntrack()
-			if err != nil {
-				return err
-			}
-			w := table()
-			fmt.Fprintln(w, "KIND\tPROTO\tSOURCE\tDESTINATION\tNAT\tSNAT-PORT\tSTATE\tEXPIRES-IN\tSVC\tBACKEND")
-			for _, c := range cs {
-				snat := "-"
-				if c.SNATPort != 0 {
-					snat = fmt.Sprint(c.SNATPort)
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", c.Kind, c.Protocol, c.Src, c.Dst, c.NAT, snat,
-					orDash(c.State), c.ExpiresIn.Round(time.Second), c.ServiceID, c.BackendID)
-			}
-			return w.Flush()
-		},
-	})
+				return w.Flush()
+			},
+		}
+	}
+	cmd.AddCommand(mapsCmd("services", "Print the service frontends with their backends and counters", printServices))
+	cmd.AddCommand(mapsCmd("backends", "Print the backends map", printBackends))
+	cmd.AddCommand(mapsCmd("conntrack", "Print the conntrack and SNAT entries", printConntrack))
 
 	var nodeIPs []string
 	var nodeName string
@@ -176,6 +105,69 @@ func newDatapathCmd() *cobra.Command {
 	verify.Flags().StringVar(&nodeName, "node-name", "", "this node's name, for externalTrafficPolicy=Local (default: hostname)")
 	cmd.AddCommand(verify)
 	return cmd
+}
+
+func printServices(m *datapath.Maps, w *tabwriter.Writer) error {
+	fs, err := m.Frontends()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "FRONTEND\tPROTO\tSCOPE\tID\tBACKENDS\tPACKETS\tBYTES")
+	for _, f := range fs {
+		bs := make([]string, 0, len(f.Backends))
+		for _, b := range f.Backends {
+			bs = append(bs, fmt.Sprintf("%s(%d)", b, f.Slots[b]))
+		}
+		list := strings.Join(bs, ",")
+		if f.Count == 0 {
+			list = "<none: refused>"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%d\n", f.Address, f.Protocol, f.Scope, f.ID, list, f.Packets, f.Bytes)
+	}
+	// The drop summary goes under the table, so the table is flushed first.
+	w.Flush()
+	drops, err := m.Drops()
+	if err != nil {
+		return err
+	}
+	if len(drops) > 0 {
+		var parts []string
+		for r, n := range drops {
+			parts = append(parts, fmt.Sprintf("%s=%d", r, n))
+		}
+		sort.Strings(parts)
+		fmt.Fprintf(w, "\ndrops: %s\n", strings.Join(parts, " "))
+	}
+	return nil
+}
+
+func printBackends(m *datapath.Maps, w *tabwriter.Writer) error {
+	bs, err := m.Backends()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "ID\tADDRESS\tPROTO\tLOCAL")
+	for _, b := range bs {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%v\n", b.ID, b.Address, b.Protocol, b.Local)
+	}
+	return nil
+}
+
+func printConntrack(m *datapath.Maps, w *tabwriter.Writer) error {
+	cs, err := m.Conntrack()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "KIND\tPROTO\tSOURCE\tDESTINATION\tNAT\tSNAT-PORT\tSTATE\tEXPIRES-IN\tSVC\tBACKEND")
+	for _, c := range cs {
+		snat := "-"
+		if c.SNATPort != 0 {
+			snat = fmt.Sprint(c.SNATPort)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", c.Kind, c.Protocol, c.Src, c.Dst, c.NAT, snat,
+			orDash(c.State), c.ExpiresIn.Round(time.Second), c.ServiceID, c.BackendID)
+	}
+	return nil
 }
 
 func listServices(ctx context.Context, client kubernetes.Interface) ([]*corev1.Service, []*discoveryv1.EndpointSlice, error) {

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // LogsOptions are logs' flags.
@@ -18,18 +19,24 @@ type LogsOptions struct {
 	Tail      int64 // -1: all
 }
 
-// Logs streams a container's log through the API server's pods/log.
-func (f *Factory) Logs(ctx context.Context, pod string, o LogsOptions) error {
+// podContainer finds the pod in the current namespace and the container to talk to.
+func (f *Factory) podContainer(ctx context.Context, pod, container string) (kubernetes.Interface, string, string, error) {
 	kube, err := f.Kube()
 	if err != nil {
-		return err
+		return nil, "", "", err
 	}
 	ns := f.Namespace()
 	p, err := kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
 	if err != nil {
-		return err
+		return nil, "", "", err
 	}
-	c, err := pickContainer(p, o.Container)
+	c, err := pickContainer(p, container)
+	return kube, ns, c, err
+}
+
+// Logs streams a container's log through the API server's pods/log.
+func (f *Factory) Logs(ctx context.Context, pod string, o LogsOptions) error {
+	kube, ns, c, err := f.podContainer(ctx, pod, o.Container)
 	if err != nil {
 		return err
 	}
@@ -94,16 +101,7 @@ func (f *Factory) Exec(ctx context.Context, pod string, command []string, o Exec
 	if len(command) == 0 {
 		return errors.New("no command: skiff exec POD -- CMD [ARGS...]")
 	}
-	kube, err := f.Kube()
-	if err != nil {
-		return err
-	}
-	ns := f.Namespace()
-	p, err := kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	c, err := pickContainer(p, o.Container)
+	kube, ns, c, err := f.podContainer(ctx, pod, o.Container)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 )
 
@@ -48,6 +49,23 @@ func (f *Factory) deploymentName(args []string) (string, error) {
 		return "", fmt.Errorf("rollout works on deployments, not %s: use deploy/NAME", refs[0].res.GVR.Resource)
 	}
 	return refs[0].name, nil
+}
+
+// getDeployment fetches the deployment that args name.
+func (f *Factory) getDeployment(ctx context.Context, args []string) (kubernetes.Interface, *appsv1.Deployment, error) {
+	name, err := f.deploymentName(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	kube, err := f.Kube()
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := kube.AppsV1().Deployments(f.Namespace()).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return kube, d, nil
 }
 
 // RolloutStatus prints progress until the deployment's rollout finishes (nil), fails with
@@ -158,18 +176,11 @@ func revision(rs *appsv1.ReplicaSet) int64 {
 
 // RolloutHistory lists revisions, or shows one revision's pod template.
 func (f *Factory) RolloutHistory(ctx context.Context, args []string, rev int64) error {
-	name, err := f.deploymentName(args)
+	_, d, err := f.getDeployment(ctx, args)
 	if err != nil {
 		return err
 	}
-	kube, err := f.Kube()
-	if err != nil {
-		return err
-	}
-	d, err := kube.AppsV1().Deployments(f.Namespace()).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
+	name := d.Name
 	rss, err := f.ownedReplicaSets(ctx, d)
 	if err != nil {
 		return err
@@ -212,18 +223,11 @@ func indent(s, pre string) string {
 // RolloutUndo puts the pod template of an earlier revision (default: the previous one) back
 // into the deployment, with a JSON patch of the template and annotations, as kubectl does.
 func (f *Factory) RolloutUndo(ctx context.Context, args []string, toRevision int64, dryRun bool) error {
-	name, err := f.deploymentName(args)
+	kube, d, err := f.getDeployment(ctx, args)
 	if err != nil {
 		return err
 	}
-	kube, err := f.Kube()
-	if err != nil {
-		return err
-	}
-	d, err := kube.AppsV1().Deployments(f.Namespace()).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
+	name := d.Name
 	if d.Spec.Paused {
 		return fmt.Errorf("deployment %q is paused: resume it before undoing", name)
 	}
@@ -304,18 +308,11 @@ func templatesEqual(a, b *corev1.PodTemplateSpec) bool {
 
 // RolloutRestart sets the template's restartedAt annotation, which rolls every pod.
 func (f *Factory) RolloutRestart(ctx context.Context, args []string, now time.Time) error {
-	name, err := f.deploymentName(args)
+	kube, d, err := f.getDeployment(ctx, args)
 	if err != nil {
 		return err
 	}
-	kube, err := f.Kube()
-	if err != nil {
-		return err
-	}
-	d, err := kube.AppsV1().Deployments(f.Namespace()).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
+	name := d.Name
 	if d.Spec.Paused {
 		return fmt.Errorf("deployment %q is paused: resume it before restarting", name)
 	}
