@@ -50,6 +50,27 @@ func CreateCgroup(root, name string) (string, error) {
 	return dir, nil
 }
 
+// HoldCgroup starts a sleeping child inside dir and returns the function that ends it. A
+// populated cgroup cannot be removed, so a sweep of "empty leftover" cgroups by some other
+// tool on a shared machine cannot take the cgroup (and the socket hooks attached to it) away
+// between two load generators.
+func HoldCgroup(dir string) (func(), error) {
+	cg, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+	}
+	defer cg.Close()
+	cmd := exec.Command("sleep", "infinity")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd()), Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start a holder process in cgroup %s: %w", dir, err)
+	}
+	return func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}, nil
+}
+
 // RemoveCgroup removes a cgroup made by CreateCgroup once its children have exited.
 func RemoveCgroup(dir string) error {
 	var err error

@@ -57,12 +57,40 @@ func IptablesChains(svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice)
 // slices, meant for `iptables-restore --noflush --counters`. stale are chains of an earlier
 // sync that no longer exist: they are flushed and deleted, as kube-proxy does.
 func IptablesRestore(svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice, clusterCIDR string, stale []string) []byte {
+	return iptablesRestore(svcPorts(svcs, slices), clusterCIDR, nil, stale)
+}
+
+// IptablesPartialRestore is the input of a kube-proxy partial sync (MinimizeIPTablesRestore,
+// the default since Kubernetes 1.27) after the services named in changed ("namespace/name")
+// changed: the filter table and nat's top-level chains in full (KUBE-SERVICES with a jump for
+// every service port), but the KUBE-SVC-/KUBE-SEP- chains of the changed services only. stale
+// chains are deleted unless the cluster is "large", where kube-proxy leaves them to its
+// periodic cleanup.
+func IptablesPartialRestore(svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice, changed []string, clusterCIDR string, stale []string) []byte {
+	only := map[string]bool{}
+	for _, c := range changed {
+		only[c] = true
+	}
 	ports := svcPorts(svcs, slices)
+	if largeCluster(ports) {
+		stale = nil
+	}
+	return iptablesRestore(ports, clusterCIDR, only, stale)
+}
+
+// largeCluster is kube-proxy's largeClusterMode: more endpoint chains than the threshold.
+func largeCluster(ports []svcPort) bool {
 	total := 0
 	for _, p := range ports {
 		total += len(p.Endpoints)
 	}
-	large := total > largeClusterEndpointsThreshold
+	return total > largeClusterEndpointsThreshold
+}
+
+// iptablesRestore writes the restore input; only (when not nil) limits the per-service chains
+// to the services it names, as a partial sync does.
+func iptablesRestore(ports []svcPort, clusterCIDR string, only map[string]bool, stale []string) []byte {
+	large := largeCluster(ports)
 	comment := func(s string) string {
 		if large {
 			return ""
@@ -98,10 +126,13 @@ func IptablesRestore(svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice
 		}
 		name := p.String()
 		svcChain := svcChainName(p)
-		fmt.Fprintf(&natChains, ":%s - [0:0]\n", svcChain)
 		match := fmt.Sprintf("-m comment --comment \"%s cluster IP\" -m %s -p %s -d %s --dport %d",
 			name, p.Protocol, p.Protocol, p.ClusterIP, p.Port)
 		fmt.Fprintf(&services, "-A KUBE-SERVICES %s -j %s\n", match, svcChain)
+		if only != nil && !only[p.Namespace+"/"+p.Name] {
+			continue // a partial sync leaves unchanged services' chains as they are
+		}
+		fmt.Fprintf(&natChains, ":%s - [0:0]\n", svcChain)
 		fmt.Fprintf(&perService, "-A %s %s ! -s %s -j KUBE-MARK-MASQ\n", svcChain, match, clusterCIDR)
 		n := len(p.Endpoints)
 		for i, ep := range p.Endpoints {

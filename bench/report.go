@@ -22,14 +22,14 @@ type series struct {
 }
 
 func (s series) String() string {
-	if s.Mode == ModeIptables && s.Pos == First {
-		return "iptables (svc first)"
-	}
-	if s.Mode == ModeIptables {
-		return "iptables (svc last)"
+	if iptablesFamily(s.Mode) {
+		return s.Mode + " (svc " + string(s.Pos) + ")"
 	}
 	return s.Mode
 }
+
+// refs are the modes every figure is also given as a ratio to, with their tags.
+var refs = []struct{ mode, tag string }{{ModeDirect, "d"}, {ModeIptables, "i"}, {ModeIptablesLegacy, "l"}}
 
 func (rep *Report) series() []series {
 	var out []series
@@ -113,6 +113,48 @@ func fmtRatio(r float64) string {
 	return fmt.Sprintf("%.2f", r)
 }
 
+// dnfNote explains rule loads that were killed at their deadline, with the sync times the
+// same mode took at smaller N, so the growth is there to see.
+func (rep *Report) dnfNote() string {
+	var lines []string
+	for _, r := range rep.Results {
+		if r.Position != Last || len(r.Unfinished) == 0 {
+			continue
+		}
+		for metric, d := range r.Unfinished {
+			var curve []string
+			for _, n := range rep.ns() {
+				if v, ok := rep.Find(r.Mode, n, Last).Get(metric); ok {
+					curve = append(curve, fmt.Sprintf("N=%d %s ms", n, fmtVal(v)))
+				}
+			}
+			line := fmt.Sprintf("- %s at N=%d: %s did not finish in %s", r.Mode, r.N, metric, d)
+			if metric == "sync_update_ms" && r.UpdateNote != "" {
+				line += " (" + r.UpdateNote + ")"
+			} else {
+				line += " and was killed"
+			}
+			if len(curve) > 0 {
+				line += " (the same mode took " + strings.Join(curve, ", ") + ")"
+			}
+			lines = append(lines, line+".")
+		}
+		if r.LoadedBy != "" {
+			lines = append(lines, fmt.Sprintf("- %s at N=%d: its traffic figures were measured on %s.", r.Mode, r.N, r.LoadedBy))
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	slices.Sort(lines)
+	return "## Did not finish\n\n" + strings.Join(lines, "\n") + "\n\n" +
+		"iptables-nft-restore (iptables 1.8.x) spends this time in user space, not in the kernel: before it sends anything " +
+		"it collects every chain the input names into a sorted linked list (nft-cache.c, cache_chain_list_insert), one " +
+		"strcmp walk per rule, so a kube-proxy table of C chains and R rules costs O(R × C) — about N² — while " +
+		"iptables-legacy-restore loads the same input in seconds. kube-proxy's real input triggers it as is; nothing in " +
+		"the rules can be changed to avoid it without ceasing to be kube-proxy's. Measured on this machine: see bench/README.md.\n"
+}
+
 // ReadReport loads a report.json written by WriteDir, to render it again.
 func ReadReport(path string) (*Report, error) {
 	b, err := os.ReadFile(path)
@@ -133,12 +175,17 @@ func (rep *Report) Markdown(plots []string) string {
 	fmt.Fprintf(&b, "%s, kernel %s, %d CPUs (%s). N = %v services x %d backends, %s per measurement, %d runs (median, [min-max]), iptables backend %s.\n\n",
 		rep.Started.Format("2006-01-02 15:04 UTC"), rep.Host.Kernel, rep.Host.CPUs, rep.Host.Model,
 		rep.Config.Services, rep.Config.Backends, rep.Config.Duration, rep.Config.Runs, rep.Config.IptablesBackend)
+	if rep.Host.Iptables != "" {
+		fmt.Fprintf(&b, "%s; nft %s. Mode `iptables` loads through iptables-%s-restore, `iptables-legacy` through iptables-legacy-restore.\n\n",
+			rep.Host.Iptables, rep.Host.Nft, rep.Config.IptablesBackend)
+	}
 	if rep.Host.LoadStart != "" {
 		fmt.Fprintf(&b, "Load average at start %s, at end %s (other work on the machine shows up as spread).\n\n", rep.Host.LoadStart, rep.Host.LoadEnd)
 	}
 	b.WriteString("Client, node and backend pods are network namespaces joined by veths (tx checksum offload off); " +
 		"the load generator is a child process in the client netns and in a child cgroup; one connection or stream at a time. " +
-		"Ratios: `×d` = value / direct, `×i` = value / iptables with the measured service last in KUBE-SERVICES.\n\n")
+		"Every mode runs in a topology built for it alone, so no mode inherits another's kernel state (conntrack above all). " +
+		"Ratios: `×d` = value / direct, `×i` = value / iptables and `×l` = value / iptables-legacy, both with the measured service last in KUBE-SERVICES.\n\n")
 
 	b.WriteString("## Targets\n\n")
 	targets := rep.Targets()
@@ -165,6 +212,9 @@ func (rep *Report) Markdown(plots []string) string {
 	if len(failed) > 0 {
 		b.WriteString("\n## Failures\n\n" + strings.Join(failed, "\n") + "\n")
 	}
+	if note := rep.dnfNote(); note != "" {
+		b.WriteString("\n" + note + "\n")
+	}
 
 	ns := rep.ns()
 	for _, mi := range metricInfo {
@@ -179,7 +229,12 @@ func (rep *Report) Markdown(plots []string) string {
 					st = r.Metrics[mi.Name]
 				}
 				if st == nil {
-					cells = append(cells, "–")
+					if d := r.DNF(mi.Name); d != "" {
+						cells = append(cells, "did not finish in "+d)
+						any = true
+					} else {
+						cells = append(cells, "–")
+					}
 					continue
 				}
 				any = true
@@ -187,9 +242,7 @@ func (rep *Report) Markdown(plots []string) string {
 				if len(st.Runs) > 1 {
 					cell += fmt.Sprintf(" [%s–%s]", fmtVal(st.Min), fmtVal(st.Max))
 				}
-				for _, ref := range []struct {
-					mode, tag string
-				}{{ModeDirect, "d"}, {ModeIptables, "i"}} {
+				for _, ref := range refs {
 					if ref.mode == s.Mode {
 						continue
 					}

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -32,6 +33,8 @@ type Host struct {
 	Model  string `json:"cpu_model"`
 	// Load averages (/proc/loadavg) when the run started and ended: other work on the machine
 	// is the first suspect for a noisy figure.
+	Iptables  string `json:"iptables,omitempty"` // `iptables --version`
+	Nft       string `json:"nft,omitempty"`
 	LoadStart string `json:"loadavg_start,omitempty"`
 	LoadEnd   string `json:"loadavg_end,omitempty"`
 }
@@ -53,7 +56,13 @@ type Result struct {
 	B         int              `json:"backends"`
 	Metrics   map[string]*Stat `json:"metrics"`
 	MemoryHow string           `json:"memory_how,omitempty"`
-	Error     string           `json:"error,omitempty"`
+	// Unfinished are metrics whose operation was killed at its deadline: metric -> the deadline
+	// ("5m0s"). The report shows them as "did not finish in 5m0s".
+	Unfinished map[string]string `json:"unfinished,omitempty"`
+	// LoadedBy says how the rules were loaded when the timed full sync did not finish.
+	LoadedBy   string `json:"loaded_by,omitempty"`
+	UpdateNote string `json:"update_note,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // Stat is one metric over the runs.
@@ -77,12 +86,14 @@ var metricInfo = []struct{ Name, Unit, Title string }{
 	{"udp_p50_us", "µs", "UDP p50 latency"},
 	{"udp_p99_us", "µs", "UDP p99 latency"},
 	{"stream_gbps", "Gbit/s", "single-stream TCP throughput"},
-	{"rr_cpu_us", "µs/req", "CPU per persistent request (machine, /proc/stat)"},
-	{"crr_cpu_us", "µs/conn", "CPU per new-connection request (machine, /proc/stat)"},
 	{"rr_proc_cpu_us", "µs/req", "CPU per persistent request (client + servers, rusage)"},
 	{"crr_proc_cpu_us", "µs/conn", "CPU per new-connection request (client + servers, rusage)"},
+	{"udp_proc_cpu_us", "µs/req", "CPU per UDP request (client + servers, rusage)"},
+	{"rr_cpu_us", "µs/req", "CPU per persistent request (whole machine, /proc/stat: includes other load)"},
+	{"crr_cpu_us", "µs/conn", "CPU per new-connection request (whole machine, /proc/stat: includes other load)"},
 	{"sync_full_ms", "ms", "full sync of N services"},
-	{"sync_update_ms", "ms", "one service update at N"},
+	{"sync_update_ms", "ms", "one service update at N (iptables: whole-table restore)"},
+	{"sync_update_partial_ms", "ms", "one service update at N, kube-proxy ≥ 1.27 partial iptables restore"},
 	{"mem_rules_kb", "KiB", "rules / maps size"},
 	{"mem_kernel_kb", "KiB", "kernel slab growth on full sync"},
 }
@@ -98,6 +109,12 @@ func newReport(cfg Config) *Report {
 	r.Config.Duration, r.Config.Runs, r.Config.IptablesBackend = cfg.Duration.String(), cfg.Runs, cfg.IptablesBackend
 	r.Host.CPUs = runtime.NumCPU()
 	r.Host.LoadStart = loadAvg()
+	if out, err := exec.Command("iptables", "--version").Output(); err == nil {
+		r.Host.Iptables = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("nft", "--version").Output(); err == nil {
+		r.Host.Nft = strings.TrimPrefix(strings.TrimSpace(string(out)), "nftables ")
+	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		r.Host.Kernel = strings.TrimSpace(string(b))
 	}
@@ -144,13 +161,29 @@ func (r *Result) addLoad(res LoadResult) {
 		if k == LoadRR {
 			r.add(k+"_p90_us", res.P90)
 		}
+		r.add(k+"_proc_cpu_us", perReq(res.ProcCPU))
 		if k != LoadUDP {
 			r.add(k+"_cpu_us", perReq(res.SysCPU))
-			r.add(k+"_proc_cpu_us", perReq(res.ProcCPU))
 		}
 	case LoadStream:
 		r.add("stream_gbps", float64(res.Bytes)*8/secs/1e9)
 	}
+}
+
+// unfinished records that metric's operation was killed after d.
+func (r *Result) unfinished(metric string, d time.Duration) {
+	if r.Unfinished == nil {
+		r.Unfinished = map[string]string{}
+	}
+	r.Unfinished[metric] = d.String()
+}
+
+// DNF returns the deadline an operation of metric did not finish in, or "".
+func (r *Result) DNF(metric string) string {
+	if r == nil {
+		return ""
+	}
+	return r.Unfinished[metric]
 }
 
 // Get returns the median of a metric, or false.
@@ -166,10 +199,14 @@ func (r *Result) summary() string {
 	for _, m := range []struct{ k, f string }{
 		{"sync_full_ms", "sync %.1fms"}, {"rr_p50_us", "rr p50 %.1fµs"}, {"crr_rate", "crr %.0f/s"},
 		{"udp_p50_us", "udp p50 %.1fµs"}, {"stream_gbps", "stream %.2fGbit/s"}, {"sync_update_ms", "update %.2fms"},
+		{"sync_update_partial_ms", "partial update %.2fms"},
 	} {
 		if s := r.Metrics[m.k]; s != nil && len(s.Runs) > 0 {
 			parts = append(parts, fmt.Sprintf(m.f, s.Runs[len(s.Runs)-1]))
 		}
+	}
+	for m, d := range r.Unfinished {
+		parts = append(parts, m+" did not finish in "+d)
 	}
 	return strings.Join(parts, ", ")
 }

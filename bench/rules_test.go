@@ -142,3 +142,36 @@ func TestNftShape(t *testing.T) {
 		}
 	}
 }
+
+// kube-proxy's partial sync (MinimizeIPTablesRestore): every KUBE-SERVICES jump, but only the
+// changed service's own chains, and stale chains deleted only outside large-cluster mode.
+func TestIptablesPartialRestore(t *testing.T) {
+	set, _ := NewServiceSet(3, 3)
+	i := set.UpdateTarget()
+	name := Namespace + "/" + set.Services[i].Name
+	got := IptablesPartialRestore(set.Services, set.Slices, []string{name}, ClusterCIDR, []string{"KUBE-SEP-STALESTALESTALE1"})
+	golden(t, "iptables-3x3-partial.txt", got)
+
+	set, _ = NewServiceSet(200, 10) // large-cluster mode
+	i = set.UpdateTarget()
+	name = Namespace + "/" + set.Services[i].Name
+	out := string(IptablesPartialRestore(set.Services, set.Slices, []string{name}, ClusterCIDR, []string{"KUBE-SEP-STALESTALESTALE1"}))
+	full := string(IptablesRestore(set.Services, set.Slices, ClusterCIDR, nil))
+	jumps := func(s string) int { return strings.Count(s, "-A KUBE-SERVICES ") }
+	if jumps(out) != jumps(full) {
+		t.Errorf("partial restore has %d KUBE-SERVICES rules, the full one %d: a partial sync rewrites KUBE-SERVICES whole", jumps(out), jumps(full))
+	}
+	svc := svcChainName(svcPorts(set.Services[i:i+1], set.Slices[i:i+1])[0])
+	if n := strings.Count(out, ":KUBE-SVC-"); n != 1 || !strings.Contains(out, ":"+svc+" ") {
+		t.Errorf("partial restore declares %d KUBE-SVC chains, want only the changed service's %s", n, svc)
+	}
+	if n := strings.Count(out, ":KUBE-SEP-"); n != 10 {
+		t.Errorf("partial restore declares %d KUBE-SEP chains, want the changed service's 10", n)
+	}
+	if strings.Contains(out, "-X ") {
+		t.Errorf("large-cluster mode leaves stale chains to the periodic cleanup, but the partial restore deletes them")
+	}
+	if !strings.HasSuffix(out, "COMMIT\n") || strings.Count(out, "COMMIT\n") != 2 {
+		t.Errorf("want a filter and a nat transaction")
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -19,14 +18,17 @@ type Config struct {
 	Backends        int
 	Duration        time.Duration
 	Runs            int
-	IptablesBackend string // nft (default) or legacy
+	IptablesBackend string // backend of the iptables mode: nft (default) or legacy
 	// MaxRuleServices caps N for the iptables and nftables modes (default 10000): beyond it one
 	// sync takes minutes. The eBPF modes go up to whatever is asked.
 	MaxRuleServices int
-	NetnsPrefix     string // default "skb"
-	CgroupRoot      string // default /sys/fs/cgroup/unified
-	CgroupPrefix    string // default "skiff-bench-"
-	PinPrefix       string // default /sys/fs/bpf/skiff-bench-
+	// RuleTimeout bounds one iptables-restore or nft run (default DefaultCmdTimeout); a sync
+	// that does not finish is reported as such.
+	RuleTimeout  time.Duration
+	NetnsPrefix  string // default "skb"
+	CgroupRoot   string // default /sys/fs/cgroup/unified
+	CgroupPrefix string // default "skiff-bench-"
+	PinPrefix    string // default /sys/fs/bpf/skiff-bench-
 	// Loadgen re-runs this program as the load-generator child (see Launcher).
 	LoadgenExe  string
 	LoadgenArgs []string
@@ -38,8 +40,20 @@ type Config struct {
 }
 
 func (c *Config) defaults() error {
+	if c.IptablesBackend == "" {
+		c.IptablesBackend = "nft"
+	}
+	if c.IptablesBackend != "nft" && c.IptablesBackend != "legacy" {
+		return fmt.Errorf("--iptables-backend %q: want nft or legacy", c.IptablesBackend)
+	}
 	if len(c.Modes) == 0 {
-		c.Modes = AllModes
+		for _, m := range AllModes {
+			// With --iptables-backend legacy the iptables mode is already the legacy one.
+			if m == ModeIptablesLegacy && c.IptablesBackend == "legacy" {
+				continue
+			}
+			c.Modes = append(c.Modes, m)
+		}
 	}
 	for _, m := range c.Modes {
 		if !slices.Contains(AllModes, m) {
@@ -72,14 +86,14 @@ func (c *Config) defaults() error {
 	if c.Runs < 1 {
 		return fmt.Errorf("--runs: want at least 1")
 	}
-	if c.IptablesBackend == "" {
-		c.IptablesBackend = "nft"
-	}
-	if c.IptablesBackend != "nft" && c.IptablesBackend != "legacy" {
-		return fmt.Errorf("--iptables-backend %q: want nft or legacy", c.IptablesBackend)
-	}
 	if c.MaxRuleServices == 0 {
 		c.MaxRuleServices = 10000
+	}
+	if c.RuleTimeout == 0 {
+		c.RuleTimeout = DefaultCmdTimeout
+	}
+	if c.RuleTimeout < time.Second {
+		return fmt.Errorf("--rule-timeout: %v too short, want at least 1s", c.RuleTimeout)
 	}
 	if c.NetnsPrefix == "" {
 		c.NetnsPrefix = "skb"
@@ -102,8 +116,8 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-// Run builds the topology, measures every mode at every N and returns the report. A mode that
-// fails at some N gets an error entry in the report; the others go on.
+// Run measures every mode at every N and returns the report. A mode that fails at some N gets
+// an error entry in the report; the others go on.
 func Run(cfg Config) (*Report, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -112,52 +126,25 @@ func Run(cfg Config) (*Report, error) {
 		return nil, errors.New("skiff bench datapath needs root (network namespaces, iptables, BPF)")
 	}
 	rep := newReport(cfg)
-	topo, err := NewTopology(cfg.NetnsPrefix, cfg.Backends)
-	if err != nil {
-		return nil, fmt.Errorf("build topology: %w", err)
-	}
-	defer topo.Close()
-	srv, err := StartServers(topo.Backends)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Close()
-	cg, err := CreateCgroup(cfg.CgroupRoot, cfg.CgroupPrefix+topo.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer RemoveCgroup(cg)
-	env := &Env{Topo: topo, Cgroup: cg, PinPrefix: cfg.PinPrefix, IptablesBackend: cfg.IptablesBackend, Ctx: cfg.Ctx}
-	l := &Launcher{Exe: cfg.LoadgenExe, Args: cfg.LoadgenArgs, Client: topo.Client, Cgroup: cg, Ctx: cfg.Ctx}
-	fmt.Fprintf(cfg.Progress, "topology %s: client, node, %d backends; cgroup %s\n", topo.ID, cfg.Backends, cg)
-
+	fmt.Fprintf(cfg.Progress, "modes %s, N %v x %d backends, %d runs of %v each, modes interleaved\n",
+		strings.Join(cfg.Modes, ","), cfg.Services, cfg.Backends, cfg.Runs, cfg.Duration)
 	for _, n := range cfg.Services {
+		if err := cfg.Ctx.Err(); err != nil {
+			return rep, fmt.Errorf("interrupted: %w", err)
+		}
 		set, err := NewServiceSet(n, cfg.Backends)
 		if err != nil {
 			return nil, err
 		}
+		var names []string
 		for _, name := range cfg.Modes {
-			if err := cfg.Ctx.Err(); err != nil {
-				return rep, fmt.Errorf("interrupted: %w", err)
-			}
-			if (name == ModeIptables || name == ModeNftables) && n > cfg.MaxRuleServices {
+			if ruleMode(name) && n > cfg.MaxRuleServices {
 				fmt.Fprintf(cfg.Progress, "[N=%d] %s: skipped (above --max-rule-services %d)\n", n, name, cfg.MaxRuleServices)
 				continue
 			}
-			results, err := runMode(cfg, env, l, name, set)
-			if err != nil {
-				fmt.Fprintf(cfg.Progress, "[N=%d] %s: FAILED: %v\n", n, name, err)
-			}
-			if len(results) == 0 {
-				results = []*Result{{Mode: name, Position: Last, N: n, B: cfg.Backends}}
-			}
-			for _, r := range results {
-				if err != nil && r.Error == "" {
-					r.Error = err.Error()
-				}
-				rep.Results = append(rep.Results, r)
-			}
+			names = append(names, name)
 		}
+		rep.Results = append(rep.Results, runN(cfg, set, names)...)
 	}
 	rep.Finished = time.Now().UTC()
 	rep.Host.LoadEnd = loadAvg()
@@ -170,136 +157,71 @@ const SlowSync = 10 * time.Second
 // positions are the places of the measured service: both ends for iptables, whose chain is
 // walked linearly; the others look services up in a map, where position does not matter.
 func positions(mode string, n int) []Position {
-	if mode == ModeIptables && n > 1 {
+	if iptablesFamily(mode) && n > 1 {
 		return []Position{Last, First}
 	}
 	return []Position{Last}
 }
 
-func runMode(cfg Config, env *Env, l *Launcher, name string, set *ServiceSet) ([]*Result, error) {
-	p := func(format string, a ...any) {
-		fmt.Fprintf(cfg.Progress, "[N=%d] %s: %s\n", set.N, name, fmt.Sprintf(format, a...))
+// partialUpdater is a mode with a second, cheaper way of applying one service's change
+// (kube-proxy's partial iptables restore).
+type partialUpdater interface {
+	PartialUpdate(set *ServiceSet, i int, before *svcState) error
+}
+
+// timeUpdates times one-service updates: grow (an endpoint added) then shrink (removed again).
+// When a full sync is slow, only one update of each kind is timed, as each costs about as much.
+// An update that does not finish in time is reported as such; the traffic figures stand.
+// fullDNF is the deadline a full sync did not finish in: then whole-table updates, which
+// restore the same input, are not attempted but reported as not finishing either.
+func timeUpdates(m Mode, set *ServiceSet, r *Result, slow bool, fullDNF string) error {
+	type step struct {
+		metric string
+		grow   bool
+		apply  func(*ServiceSet, int, *svcState) error
 	}
-	m, err := NewMode(name)
-	if err != nil {
-		return nil, err
+	full := []step{{"sync_update_ms", true, m.Update}, {"sync_update_ms", false, m.Update}}
+	var partial []step
+	if pu, ok := m.(partialUpdater); ok {
+		partial = []step{{"sync_update_partial_ms", true, pu.PartialUpdate}, {"sync_update_partial_ms", false, pu.PartialUpdate}}
 	}
-	if err := m.Setup(env, set.N, set.B); err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
-	}
-	defer func() {
-		if err := m.Clear(); err != nil {
-			p("clear: %v", err)
+	steps := append(full, partial...)
+	switch {
+	case fullDNF != "" && partial != nil:
+		if r.Unfinished == nil {
+			r.Unfinished = map[string]string{}
 		}
-		if err := m.Teardown(); err != nil {
-			p("teardown: %v", err)
+		r.Unfinished["sync_update_ms"] = fullDNF
+		r.UpdateNote = "the whole-table update restores the same input as the full sync, so after that did not finish it was not attempted"
+		steps = partial
+	case slow: // grow with one, shrink with the other: the set ends as built
+		steps = []step{steps[0], steps[len(steps)-1]}
+	}
+	skip := map[string]bool{}
+	for _, st := range steps {
+		if skip[st.metric] {
+			continue
 		}
-	}()
-	defer func() { // leave the set as built for the next mode, whatever happened
 		i := set.UpdateTarget()
-		svc, slice := set.Updated(i, false)
+		before := &svcState{svc: set.Services[i], slice: set.Slices[i]}
+		svc, slice := set.Updated(i, st.grow)
 		set.Replace(i, svc, slice)
-	}()
-	byPos := map[Position]*Result{}
-	var out []*Result
-	for _, pos := range positions(name, set.N) {
-		r := &Result{Mode: name, Position: pos, N: set.N, B: set.B, Metrics: map[string]*Stat{}}
-		byPos[pos] = r
-		out = append(out, r)
+		t0 := time.Now()
+		err := st.apply(set, i, before)
+		d := time.Since(t0)
+		var dnf *DNFError
+		switch {
+		case errors.As(err, &dnf):
+			r.unfinished(st.metric, dnf.Timeout)
+			skip[st.metric] = true
+			set.Replace(i, before.svc, before.slice)
+		case err != nil:
+			return fmt.Errorf("update one service: %w", err)
+		default:
+			r.add(st.metric, float64(d)/1e6)
+		}
 	}
-	main := byPos[Last]
-	slow := false // one sync took so long that repeating it would take the run hostage
-	for run := 0; run < cfg.Runs; run++ {
-		if err := cfg.Ctx.Err(); err != nil {
-			return out, err
-		}
-		// Programming: from nothing to N services, timed; then the memory it holds. When one
-		// sync takes more than SlowSync, later runs keep the loaded rules and time only traffic.
-		program := run == 0 || !slow
-		if program {
-			if err := m.Clear(); err != nil {
-				return out, fmt.Errorf("clear: %w", err)
-			}
-			runtime.GC()
-			slab0 := slabBytes()
-			t0 := time.Now()
-			if err := m.FullSync(set); err != nil {
-				return out, fmt.Errorf("full sync of %d services: %w", set.N, err)
-			}
-			syncDur := time.Since(t0)
-			if m.Translates() {
-				main.add("sync_full_ms", float64(syncDur)/1e6)
-			}
-			if run == 0 && m.Translates() && slab0 > 0 {
-				main.add("mem_kernel_kb", float64(slabBytes()-slab0)/1024)
-			}
-			if syncDur > SlowSync && !slow && cfg.Runs > 1 {
-				slow = true
-				p("full sync took %v: later runs reuse the loaded rules and time only the traffic", syncDur.Round(time.Millisecond))
-			}
-		}
-		if run == 0 {
-			if b, how, err := m.Memory(); err == nil && how != "none" {
-				main.add("mem_rules_kb", float64(b)/1024)
-				main.MemoryHow = how
-			} else if err != nil {
-				p("memory: %v", err)
-			}
-		}
-		// Every mode proves it reaches the right backends before anything is timed.
-		for _, pos := range positions(name, set.N) {
-			if err := verifyMode(l, m, set, pos); err != nil {
-				return out, fmt.Errorf("verify (service at %s): %w", pos, err)
-			}
-		}
-		if run == 0 {
-			p("verified: traffic reaches the %d backends of the measured service", set.B)
-		}
-		if cfg.VerifyOnly {
-			break
-		}
-		for _, pos := range positions(name, set.N) {
-			r := byPos[pos]
-			tcp, udp := Targets(m, set, pos)
-			kinds := []string{LoadRR, LoadCRR, LoadUDP, LoadStream}
-			if pos != Last {
-				kinds = []string{LoadRR, LoadCRR}
-			}
-			for _, kind := range kinds {
-				spec := LoadSpec{Kind: kind, TCP: tcp, UDP: udp, Duration: cfg.Duration}
-				if kind == LoadRR || kind == LoadStream {
-					spec.TCP = tcp[run%len(tcp):][:1] // direct: a different backend each run
-				}
-				res, err := l.Run(spec)
-				if err != nil {
-					return out, err
-				}
-				r.addLoad(res)
-			}
-		}
-		// One service changes at N: an endpoint added, then removed again, each timed.
-		if m.Translates() && program {
-			updates := []bool{true, false}
-			if slow {
-				updates = updates[:1] // each costs as much as a full sync
-			}
-			for _, grow := range updates {
-				i := set.UpdateTarget()
-				before := &svcState{svc: set.Services[i], slice: set.Slices[i]}
-				svc, slice := set.Updated(i, grow)
-				set.Replace(i, svc, slice)
-				t0 := time.Now()
-				err := m.Update(set, i, before)
-				d := time.Since(t0)
-				if err != nil {
-					return out, fmt.Errorf("update one service: %w", err)
-				}
-				main.add("sync_update_ms", float64(d)/1e6)
-			}
-		}
-		p("run %d/%d: %s", run+1, cfg.Runs, main.summary())
-	}
-	return out, nil
+	return nil
 }
 
 // verifyMode checks that new TCP connections and UDP exchanges to the measured service are

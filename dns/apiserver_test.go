@@ -20,7 +20,7 @@ import (
 // loadFixture creates the fixture through the real API. It returns the
 // Services the API refused (for example dual-stack on a single-stack
 // cluster), whose cases are then skipped.
-func loadFixture(t *testing.T, c kubernetes.Interface) map[string]bool {
+func loadFixture(t testing.TB, c kubernetes.Interface) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
 	svcs, slices, pods := fixture()
@@ -60,7 +60,7 @@ func loadFixture(t *testing.T, c kubernetes.Interface) map[string]bool {
 	return refused
 }
 
-func ensureNamespace(t *testing.T, c kubernetes.Interface, ns string) {
+func ensureNamespace(t testing.TB, c kubernetes.Interface, ns string) {
 	t.Helper()
 	_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {

@@ -6,31 +6,48 @@
 //
 // # The 5-second lookup (conntrack race)
 //
-// glibc and musl send the A and AAAA queries of one lookup in parallel from the
-// same UDP socket, so both packets carry the same 5-tuple. With iptables DNAT
-// to a DNS ClusterIP both packets reach nf_conntrack on different CPUs before
-// either has confirmed its entry; the loser fails the insert (insert_failed)
-// and is dropped, and the resolver waits its 5 second timeout. skiff's DNS
-// path does not pass through that code:
+// glibc and musl send the A and AAAA queries of one lookup at once from one
+// UDP socket: two packets of a new flow with the same 5-tuple, often handled
+// on two CPUs. Behind kube-proxy's iptables DNAT both reach nf_conntrack
+// before either entry is confirmed, each with its own DNAT mapping (picked at
+// random by the statistic match); the one confirmed second clashes with the
+// first (insert_failed) and is dropped, and the resolver retries after its 5
+// second timeout. Pods reach this server at the kube-dns ClusterIP through
+// skiff's tc program on their host-side veth instead (bpf/tc_pod.c,
+// lb_forward in bpf/lib/lb.h), which never gets there:
 //
-//   - The eBPF datapath's socket-level LB (cgroup connect4/sendmsg4/recvmsg4)
-//     rewrites the destination 10.96.0.10:53 to a DNS backend inside connect()
-//     or sendmsg(), before the packet exists, so there is no NAT and no
-//     conntrack entry to race on; recvmsg4 restores the ClusterIP as the
-//     reply's source.
-//   - On the per-packet tc path the BPF conntrack is an LRU hash keyed on the
-//     full tuple; an insert that loses to another CPU (BPF_NOEXIST) looks up
-//     and uses the winner's entry, and backend selection hashes the tuple
-//     (Maglev), so both packets get the same backend and neither is dropped.
-//   - This server can listen on the node-local address as well as the
-//     wildcard (Config.Listen), so a node's resolv.conf may point at the
-//     node's own address with no translation at all, and it always answers
-//     from the address the query was sent to (miekg/dns replies through the
-//     same SessionUDP), so replies never need reverse translation by
-//     conntrack either.
+//   - The backend is a function of the packet's tuple alone: hash3 of
+//     addresses, ports and protocol into the Service's Maglev table. Both
+//     packets, on whatever CPUs, pick the same backend even when both miss
+//     the conntrack map, and both write the same forward and reverse entries
+//     into the conntrack LRU hash with BPF_ANY: the second write replaces the
+//     first with an equal value, nothing fails, nothing is dropped. (Only a
+//     Maglev table change between the two packets could split them over two
+//     backends; each reply would still find its own reverse entry, which is
+//     keyed by backend.)
+//   - The DNAT is written into the packet at tc ingress, before netfilter.
+//     nf_conntrack on the node sees two identical, already translated tuples
+//     and no NAT of its own, so when both are unconfirmed at once the kernel
+//     resolves the clash (clash_resolve) instead of dropping (insert_failed).
+//   - The answer leaves through the pod's veth, where the egress program
+//     (ct_reverse) restores 10.96.0.10:53 as its source from the reverse
+//     entry, so the pod's connected socket accepts it. For that the answer
+//     must come from the address the query was sent to: the agent binds the
+//     node IP, and on a wildcard address (skiff dns --listen :53) the read
+//     loops read IP_PKTINFO and send from the query's destination.
+//   - Node processes under socket LB (skiff agent --cgroup-root) have no
+//     packet to race on: connect4/sendmsg4 rewrite the destination before a
+//     packet exists.
 //
-// The server keeps its side cheap for parallel A+AAAA: both are answered
-// independently from the index, with no per-client serialisation.
+// TestE2EParallelAAAAThroughClusterIP checks this with the real datapath:
+// 300 lookups, A and AAAA sent from two CPUs at once (and back to back, as
+// sendmmsg does) on one socket connected to the ClusterIP, on a node with
+// nf_conntrack, NAT and kube-proxy's INVALID drop loaded. Every answer
+// arrives and insert_failed stays 0, while clash_resolve counts some pairs
+// (11 of 300 in one run): the race does happen, and is harmless.
+//
+// The server does its part by answering A and AAAA independently, from the
+// index, with no per-client serialisation.
 package dns
 
 import (

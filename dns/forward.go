@@ -55,6 +55,19 @@ func newForwarder(cfg *Config, m *metrics) *forwarder {
 	return f
 }
 
+// cached returns a cached answer for (name, qtype) without waiting, or nil.
+// Misses are counted by resolve, which a miss leads to.
+func (f *forwarder) cached(name string, qtype uint16, do, cd bool) *mdns.Msg {
+	if len(f.upstreams) == 0 {
+		return nil
+	}
+	m := f.cache.get(cacheKey{name: strings.ToLower(name), qtype: qtype, do: do, cd: cd})
+	if m != nil {
+		f.m.cacheHits.Inc()
+	}
+	return m
+}
+
 // resolve answers (name, qtype) from the cache or the upstreams. The reply
 // belongs to the caller, who must set its ID and question.
 func (f *forwarder) resolve(ctx context.Context, name string, qtype uint16, do, cd bool) (*mdns.Msg, error) {

@@ -14,31 +14,34 @@ import (
 // at another in-cluster name).
 const maxCNAMEChain = 8
 
-// ServeDNS implements mdns.Handler. miekg/dns has already answered FORMERR
-// for unparseable messages and messages with other than one question
-// (DefaultMsgAcceptFunc); handle checks again so that it is safe on its own.
+// ServeDNS implements mdns.Handler for TCP (and for UDP with the miekg
+// server, kept for comparison in the benchmark). miekg/dns has already
+// answered FORMERR for unparseable messages and messages with other than one
+// question (DefaultMsgAcceptFunc); answer checks again so that it is safe on
+// its own.
 func (s *Server) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 	start := time.Now()
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
 	var resp *mdns.Msg
-	if s.limit != nil && !s.limit.allow(remoteIP(w.RemoteAddr())) {
-		s.m.rateLimited.Inc()
-		// REFUSED is no larger than the query, so it cannot amplify.
-		resp = new(mdns.Msg)
-		resp.SetRcode(r, mdns.RcodeRefused)
-		resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
+	if !s.limit.allow(remoteIP(w.RemoteAddr())) {
+		resp = s.refuseRateLimited(r)
 	} else {
-		resp = s.handle(r, udp)
+		resp, _ = s.answer(r, udp, true)
 	}
 	if err := w.WriteMsg(resp); err != nil {
 		s.log.Debug("dns: write answer", "client", w.RemoteAddr(), "err", err)
 	}
-	var qtype uint16
-	if len(r.Question) > 0 {
-		qtype = r.Question[0].Qtype
-	}
-	s.m.count(qtype, resp.Rcode)
-	s.m.duration.Observe(time.Since(start).Seconds())
+	s.m.observe(r, resp.Rcode, start)
+}
+
+// refuseRateLimited answers a client over its rate limit. REFUSED with no
+// records is no larger than the query, so it cannot amplify.
+func (s *Server) refuseRateLimited(r *mdns.Msg) *mdns.Msg {
+	s.m.rateLimited.Inc()
+	resp := new(mdns.Msg)
+	resp.SetRcode(r, mdns.RcodeRefused)
+	resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
+	return resp
 }
 
 func remoteIP(a net.Addr) netip.Addr {
@@ -53,8 +56,32 @@ func remoteIP(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// handle computes the answer to one query; udp selects the size limit.
+// handle computes the answer to one query; udp selects the size limit. It
+// may wait on upstream resolvers.
 func (s *Server) handle(r *mdns.Msg, udp bool) *mdns.Msg {
+	resp, _ := s.answer(r, udp, true)
+	return resp
+}
+
+// qstate is what one answer needed besides the index.
+type qstate struct {
+	rd bool
+	// upstreamOK allows waiting on the forwarder. Without it, answer
+	// stops where it would have to wait and sets needUpstream, so that the
+	// UDP read loops never block on the network; cached forwarded answers
+	// are still used.
+	upstreamOK   bool
+	needUpstream bool
+	// cacheable: the answer came from the index alone (no forwarder, no
+	// dependence on RD) and may be kept packed until the index changes.
+	cacheable bool
+}
+
+// answer computes the answer to one query and whether it depends on the
+// index alone. With upstreamOK false it returns needUpstream instead of
+// waiting for an upstream resolver.
+func (s *Server) answer(r *mdns.Msg, udp, upstreamOK bool) (*mdns.Msg, qstate) {
+	st := qstate{rd: r.RecursionDesired, upstreamOK: upstreamOK}
 	resp := new(mdns.Msg)
 	resp.SetReply(r)
 	resp.RecursionAvailable = len(s.cfg.Upstreams) > 0
@@ -62,23 +89,23 @@ func (s *Server) handle(r *mdns.Msg, udp bool) *mdns.Msg {
 	if r.Response {
 		resp.Rcode = mdns.RcodeFormatError
 		resp.Question = nil
-		return resp
+		return resp, st
 	}
 	if r.Opcode != mdns.OpcodeQuery {
 		resp.Rcode = mdns.RcodeNotImplemented
-		return resp
+		return resp, st
 	}
 	if len(r.Question) != 1 {
 		resp.Rcode = mdns.RcodeFormatError
 		resp.Question = nil
-		return resp
+		return resp, st
 	}
 	opt := r.IsEdns0()
 	if opt != nil && opt.Version() != 0 {
 		// RFC 6891 6.1.3: BADVERS with our OPT (version 0).
 		resp.Rcode = mdns.RcodeBadVers
 		resp.SetEdns0(maxUDPResponseSize, opt.Do())
-		return resp
+		return resp, st
 	}
 
 	q := r.Question[0]
@@ -96,9 +123,11 @@ func (s *Server) handle(r *mdns.Msg, udp bool) *mdns.Msg {
 			resp.Rcode = mdns.RcodeServerFailure
 			break
 		}
-		s.authoritative(resp, name, q.Qtype, r.RecursionDesired, 0)
+		st.cacheable = true
+		s.authoritative(resp, name, q.Qtype, &st, 0)
 	case s.ready.Load() && q.Qtype == mdns.TypePTR && s.hasReverse(name):
-		s.authoritative(resp, name, q.Qtype, r.RecursionDesired, 0)
+		st.cacheable = true
+		s.authoritative(resp, name, q.Qtype, &st, 0)
 	case !r.RecursionDesired:
 		// Not our zone and no recursion wanted: we have nothing to say.
 		resp.Rcode = mdns.RcodeRefused
@@ -106,7 +135,11 @@ func (s *Server) handle(r *mdns.Msg, udp bool) *mdns.Msg {
 		// RFC 8482: no upstream round trip and no amplification.
 		resp.Answer = []mdns.RR{rfc8482(q.Name)}
 	default:
-		s.forward(resp, name, q.Qtype, opt, r.CheckingDisabled)
+		s.forward(resp, name, q.Qtype, opt, r.CheckingDisabled, &st)
+	}
+	if st.needUpstream {
+		st.cacheable = false
+		return resp, st
 	}
 
 	size := mdns.MaxMsgSize
@@ -122,7 +155,10 @@ func (s *Server) handle(r *mdns.Msg, udp bool) *mdns.Msg {
 	// Truncate drops whole records from the end and sets TC when the
 	// answer does not fit; TCP clients get everything up to 64 KiB.
 	resp.Truncate(size)
-	return resp
+	if resp.Truncated {
+		st.cacheable = false
+	}
+	return resp, st
 }
 
 func rfc8482(owner string) mdns.RR {
@@ -181,7 +217,7 @@ func (s *Server) lookupPod(name string) ([]mdns.RR, bool) {
 }
 
 // authoritative fills resp from the index for a name in the zone.
-func (s *Server) authoritative(resp *mdns.Msg, name string, qtype uint16, rd bool, depth int) {
+func (s *Server) authoritative(resp *mdns.Msg, name string, qtype uint16, st *qstate, depth int) {
 	resp.Authoritative = true
 	rrs, exists := s.lookupName(name)
 	if !exists {
@@ -194,7 +230,7 @@ func (s *Server) authoritative(resp *mdns.Msg, name string, qtype uint16, rd boo
 	if len(rrs) == 1 && qtype != mdns.TypeCNAME {
 		if c, ok := rrs[0].(*mdns.CNAME); ok {
 			resp.Answer = append(resp.Answer, c)
-			s.chase(resp, c.Target, qtype, rd, depth)
+			s.chase(resp, c.Target, qtype, st, depth)
 			return
 		}
 	}
@@ -260,36 +296,62 @@ func appendUnique(dst []mdns.RR, rr mdns.RR) []mdns.RR {
 // the client asked for recursion, through the forwarder and its cache (as the
 // specification's ExternalName example shows), giving up quietly on errors
 // so the client can chase the CNAME itself.
-func (s *Server) chase(resp *mdns.Msg, target string, qtype uint16, rd bool, depth int) {
+func (s *Server) chase(resp *mdns.Msg, target string, qtype uint16, st *qstate, depth int) {
 	target = strings.ToLower(target)
 	if depth >= maxCNAMEChain {
 		return
 	}
 	if s.inZone(target) {
 		sub := new(mdns.Msg)
-		s.authoritative(sub, target, qtype, rd, depth+1)
+		s.authoritative(sub, target, qtype, st, depth+1)
 		resp.Answer = append(resp.Answer, sub.Answer...)
 		resp.Extra = append(resp.Extra, sub.Extra...)
 		return
 	}
-	if !rd || qtype == mdns.TypeANY || len(s.cfg.Upstreams) == 0 {
+	// The answer now depends on RD and on upstream TTLs: the packed
+	// answers are keyed by the question alone.
+	st.cacheable = false
+	if !st.rd || qtype == mdns.TypeANY || len(s.cfg.Upstreams) == 0 {
 		return
 	}
-	up, err := s.fwd.resolve(context.Background(), target, qtype, false, false)
-	if err != nil || up.Rcode != mdns.RcodeSuccess {
+	up := s.fwd.cached(target, qtype, false, false)
+	if up == nil {
+		if !st.upstreamOK {
+			st.needUpstream = true
+			return
+		}
+		var err error
+		up, err = s.fwd.resolve(context.Background(), target, qtype, false, false)
+		if err != nil {
+			return
+		}
+	}
+	if up.Rcode != mdns.RcodeSuccess {
 		return
 	}
 	resp.Answer = append(resp.Answer, up.Answer...)
 }
 
 // forward answers a name outside the zone from upstream.
-func (s *Server) forward(resp *mdns.Msg, name string, qtype uint16, opt *mdns.OPT, cd bool) {
-	do := opt != nil && opt.Do()
-	up, err := s.fwd.resolve(context.Background(), name, qtype, do, cd)
-	if err != nil {
-		s.log.Debug("dns: forward", "name", name, "err", err)
+func (s *Server) forward(resp *mdns.Msg, name string, qtype uint16, opt *mdns.OPT, cd bool, st *qstate) {
+	if len(s.cfg.Upstreams) == 0 {
 		resp.Rcode = mdns.RcodeServerFailure
 		return
+	}
+	do := opt != nil && opt.Do()
+	up := s.fwd.cached(name, qtype, do, cd)
+	if up == nil {
+		if !st.upstreamOK {
+			st.needUpstream = true
+			return
+		}
+		var err error
+		up, err = s.fwd.resolve(context.Background(), name, qtype, do, cd)
+		if err != nil {
+			s.log.Debug("dns: forward", "name", name, "err", err)
+			resp.Rcode = mdns.RcodeServerFailure
+			return
+		}
 	}
 	resp.Rcode = up.Rcode
 	resp.AuthenticatedData = up.AuthenticatedData

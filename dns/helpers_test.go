@@ -24,10 +24,21 @@ import (
 // waits until it listens (not until it is synced).
 func startServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
+	s := newTestServer(t, cfg)
+	runTestServer(t, s)
+	return s
+}
+
+// newTestServer builds a Server for a random loopback port, with no
+// upstreams and a private metrics registry unless cfg says otherwise.
+func newTestServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
 	if cfg.Zone == "" {
 		cfg.Zone = "cluster.local"
 	}
-	cfg.Listen = []string{"127.0.0.1:0"}
+	if cfg.Listen == nil {
+		cfg.Listen = []string{"127.0.0.1:0"}
+	}
 	if cfg.Upstreams == nil {
 		cfg.Upstreams = []string{}
 	}
@@ -38,6 +49,12 @@ func startServer(t testing.TB, cfg Config) *Server {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	return s
+}
+
+// runTestServer runs s until the test ends and waits until it listens.
+func runTestServer(t testing.TB, s *Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -48,7 +65,6 @@ func startServer(t testing.TB, cfg Config) *Server {
 		}
 	})
 	waitFor(t, 10*time.Second, "server listening", func() bool { return len(s.Addrs()) > 0 })
-	return s
 }
 
 func startSyncedServer(t testing.TB, cfg Config) *Server {

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	mdns "github.com/miekg/dns"
 )
@@ -16,6 +17,12 @@ import (
 // (writers build new slices), so they use it after unlocking.
 type index struct {
 	zone string // lower-case FQDN with the trailing dot
+
+	// gen counts writes. It is bumped after every change, still under the
+	// write lock, so an answer computed after loading gen g used data at
+	// least as new as g: the packed-answer caches tag entries with the gen
+	// loaded before the lookup and drop them once gen has moved on.
+	gen atomic.Uint64
 
 	mu    sync.RWMutex
 	names map[string]*entry
@@ -70,6 +77,7 @@ func (ix *index) lookup(name string) ([]mdns.RR, bool) {
 func (ix *index) setSource(src string, recs map[string][]mdns.RR) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	defer ix.gen.Add(1)
 	old := ix.srcs[src]
 	for name := range old {
 		if _, keep := recs[name]; keep {
@@ -150,6 +158,7 @@ func (ix *index) addAncestors(name string, d int) {
 func (ix *index) setPod(key, ns string, ips []netip.Addr) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	defer ix.gen.Add(1)
 	for _, k := range ix.pods[key] {
 		if n := ix.podIPs[k] - 1; n > 0 {
 			ix.podIPs[k] = n

@@ -2,7 +2,8 @@ package dns
 
 import (
 	"errors"
-	"sync"
+	"sync/atomic"
+	"time"
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,14 +13,36 @@ type metrics struct {
 	queries       *prometheus.CounterVec
 	duration      prometheus.Histogram
 	cacheHits     prometheus.Counter
+	packedHits    prometheus.Counter
 	cacheMisses   prometheus.Counter
 	forwardErrors prometheus.Counter
 	rateLimited   prometheus.Counter
+	dropped       *prometheus.CounterVec
 
-	// Resolved label children: WithLabelValues hashes its labels on every
-	// call, which is measurable at tens of thousands of queries per second.
-	mu       sync.RWMutex
-	children map[[2]int]prometheus.Counter
+	// Resolved label children, filled on first use: WithLabelValues hashes
+	// its labels on every call, and a shared lock would be touched by every
+	// query on every core.
+	children [len(qtypeSlots) + 1][maxRcodeSlot + 2]atomic.Pointer[counterRef]
+}
+
+type counterRef struct{ c prometheus.Counter }
+
+// maxRcodeSlot is the largest rcode with its own label (BADCOOKIE).
+const maxRcodeSlot = mdns.RcodeBadCookie
+
+// qtypeSlots orders the qtypes with their own label; others count as "other".
+var qtypeSlots = [...]uint16{
+	mdns.TypeA, mdns.TypeAAAA, mdns.TypeSRV, mdns.TypePTR, mdns.TypeCNAME, mdns.TypeTXT,
+	mdns.TypeSOA, mdns.TypeNS, mdns.TypeMX, mdns.TypeANY, mdns.TypeHTTPS, mdns.TypeSVCB,
+}
+
+func qtypeSlot(qtype uint16) int {
+	for i, t := range qtypeSlots {
+		if t == qtype {
+			return i
+		}
+	}
+	return len(qtypeSlots)
 }
 
 // qtypeLabels bounds the qtype label to well-known types.
@@ -42,6 +65,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skiff_dns_cache_hits_total", Help: "Forwarded names answered from the cache.",
 		}),
+		packedHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skiff_dns_answer_cache_hits_total", Help: "Cluster answers sent pre-packed by a UDP read loop (valid until the next index change).",
+		}),
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skiff_dns_cache_misses_total", Help: "Forwarded names not in the cache.",
 		}),
@@ -51,9 +77,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skiff_dns_rate_limited_total", Help: "Queries refused by the per-client rate limit.",
 		}),
-		children: make(map[[2]int]prometheus.Counter),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skiff_dns_dropped_total",
+			Help: "UDP packets dropped unanswered: short (no DNS header), oversized (beyond the read buffer), response (QR set), busy (too many waiting on upstreams).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.queries, m.duration, m.cacheHits, m.cacheMisses, m.forwardErrors, m.rateLimited} {
+	for _, c := range []prometheus.Collector{m.queries, m.duration, m.cacheHits, m.packedHits, m.cacheMisses, m.forwardErrors, m.rateLimited, m.dropped} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -78,38 +107,52 @@ func adoptExisting(m *metrics, mine, existing prometheus.Collector) error {
 		m.duration = existing.(prometheus.Histogram)
 	case m.cacheHits:
 		m.cacheHits = existing.(prometheus.Counter)
+	case m.packedHits:
+		m.packedHits = existing.(prometheus.Counter)
 	case m.cacheMisses:
 		m.cacheMisses = existing.(prometheus.Counter)
 	case m.forwardErrors:
 		m.forwardErrors = existing.(prometheus.Counter)
 	case m.rateLimited:
 		m.rateLimited = existing.(prometheus.Counter)
+	case m.dropped:
+		m.dropped = existing.(*prometheus.CounterVec)
 	default:
 		return errors.New("register dns metrics: unknown collector")
 	}
 	return nil
 }
 
+// observe counts one answered query and its latency since start.
+func (m *metrics) observe(r *mdns.Msg, rcode int, start time.Time) {
+	var qtype uint16
+	if len(r.Question) > 0 {
+		qtype = r.Question[0].Qtype
+	}
+	m.count(qtype, rcode)
+	m.duration.Observe(time.Since(start).Seconds())
+}
+
 func (m *metrics) count(qtype uint16, rcode int) {
-	k := [2]int{int(qtype), rcode}
-	m.mu.RLock()
-	c := m.children[k]
-	m.mu.RUnlock()
-	if c == nil {
-		t, ok := qtypeLabels[qtype]
-		if !ok {
-			t = "other"
+	ts := qtypeSlot(qtype)
+	rs := rcode
+	if rs < 0 || rs > maxRcodeSlot {
+		rs = maxRcodeSlot + 1
+	}
+	slot := &m.children[ts][rs]
+	ref := slot.Load()
+	if ref == nil {
+		t := "other"
+		if ts < len(qtypeSlots) {
+			t = qtypeLabels[qtypeSlots[ts]]
 		}
 		r, ok := mdns.RcodeToString[rcode]
-		if !ok {
+		if !ok || rs > maxRcodeSlot {
 			r = "other"
 		}
-		c = m.queries.WithLabelValues(t, r)
-		m.mu.Lock()
-		if len(m.children) < 1024 {
-			m.children[k] = c
-		}
-		m.mu.Unlock()
+		// Two cores racing here resolve the same child.
+		ref = &counterRef{c: m.queries.WithLabelValues(t, r)}
+		slot.Store(ref)
 	}
-	c.Inc()
+	ref.c.Inc()
 }

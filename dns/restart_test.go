@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	k8stesting "k8s.io/client-go/testing"
@@ -74,4 +77,63 @@ func TestSurvivesAPIOutage(t *testing.T) {
 	waitFor(t, 60*time.Second, "relist after the outage", func() bool {
 		return query(t, addr, "udp", name, mdns.TypeA, 0).Rcode == mdns.RcodeNameError
 	})
+}
+
+// TestRelistAfterWatchExpiry hides a deletion from the watches, then ends
+// them with 410 Gone (the API server's answer when a watch's revision has
+// been compacted away). A watch resumed from its last revision would never
+// see the deletion: the server must relist, take the deletion the relist
+// finds (it arrives as a DeletedFinalStateUnknown tombstone), and keep
+// answering from its last state until then.
+func TestRelistAfterWatchExpiry(t *testing.T) {
+	client := fakeClient()
+	var cut atomic.Bool
+	var mu sync.Mutex
+	var proxies []*watch.RaceFreeFakeWatcher
+	client.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := client.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		if err != nil {
+			return true, nil, err
+		}
+		p := watch.NewRaceFreeFake()
+		go func() {
+			for ev := range w.ResultChan() {
+				if !cut.Load() {
+					p.Action(ev.Type, ev.Object)
+				}
+			}
+		}()
+		mu.Lock()
+		proxies = append(proxies, p)
+		mu.Unlock()
+		return true, p, nil
+	})
+	s := startSyncedServer(t, Config{Client: client})
+	addr := s.Addrs()[0]
+	name := "svc1.testns.svc.cluster.local."
+	if r := query(t, addr, "udp", name, mdns.TypeA, 0); len(r.Answer) != 1 {
+		t.Fatalf("before: %v", r)
+	}
+
+	cut.Store(true)
+	if err := client.CoreV1().Services("testns").Delete(context.Background(), "svc1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := query(t, addr, "udp", name, mdns.TypeA, 0); len(r.Answer) != 1 {
+		t.Fatalf("with the deletion unseen: %s, want the last known record", mdns.RcodeToString[r.Rcode])
+	}
+	cut.Store(false)
+	expired := apierrors.NewResourceExpired("too old resource version: 1 (42)").ErrStatus
+	mu.Lock()
+	for _, p := range proxies {
+		p.Error(&expired)
+		p.Stop()
+	}
+	mu.Unlock()
+	waitFor(t, 30*time.Second, "relist after 410 Gone", func() bool {
+		return query(t, addr, "udp", name, mdns.TypeA, 0).Rcode == mdns.RcodeNameError
+	})
+	if !s.Ready() {
+		t.Errorf("Ready went false across the relist")
+	}
 }

@@ -28,6 +28,12 @@ type Server struct {
 	negSOA    *mdns.SOA // SOA for negative answers, TTL min(SOA TTL, minimum)
 	podSuffix string    // ".pod.<zone>"
 	ready     atomic.Bool
+	// waiting holds a token per UDP query handed to a goroutine to wait on
+	// an upstream (MaxForwards); beyond it such queries get SERVFAIL.
+	waiting chan struct{}
+	// miekgUDP serves UDP with miekg/dns's server instead of the read
+	// loops: the benchmark's "before" for comparison in one run.
+	miekgUDP bool
 
 	mu    sync.Mutex
 	addrs []string
@@ -50,6 +56,7 @@ func New(cfg Config) (*Server, error) {
 		m:         m,
 		limit:     newLimiter(cfg.ClientQPS),
 		podSuffix: ".pod." + cfg.Zone,
+		waiting:   make(chan struct{}, cfg.MaxForwards),
 	}
 	s.fwd = newForwarder(&s.cfg, m)
 	serial := uint32(time.Now().Unix())
@@ -89,30 +96,45 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var servers []*mdns.Server
+	var lns []*listeners
 	var addrs []string
+	closeAll := func() {
+		for _, l := range lns {
+			l.close()
+		}
+	}
 	for _, l := range s.cfg.Listen {
-		srvs, addr, err := s.listen(l)
+		ln, err := s.listen(l)
 		if err != nil {
-			for _, srv := range servers {
-				_ = srv.Shutdown()
-			}
+			closeAll()
 			return err
 		}
-		servers = append(servers, srvs...)
-		addrs = append(addrs, addr)
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.addr)
 	}
 
-	errc := make(chan error, len(servers))
-	var wg sync.WaitGroup
-	for _, srv := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.ActivateAndServe(); err != nil {
-				errc <- fmt.Errorf("dns serve %s: %w", srvAddr(srv), err)
-			}
-		}()
+	errc := make(chan error, 1)
+	var wg, async sync.WaitGroup
+	for _, ln := range lns {
+		for _, u := range ln.udp {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.serveUDP(u, &async)
+			}()
+		}
+		for _, srv := range ln.srvs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := srv.ActivateAndServe(); err != nil {
+					select {
+					case errc <- fmt.Errorf("dns serve %s: %w", srvAddr(srv), err):
+					default:
+					}
+				}
+			}()
+		}
 	}
 	s.mu.Lock()
 	s.addrs = addrs
@@ -134,10 +156,16 @@ func (s *Server) Run(ctx context.Context) error {
 	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
-	for _, srv := range servers {
-		_ = srv.ShutdownContext(sctx)
+	for _, ln := range lns {
+		for _, u := range ln.udp {
+			u.c.Close()
+		}
+		for _, srv := range ln.srvs {
+			_ = srv.ShutdownContext(sctx)
+		}
 	}
 	wg.Wait()
+	async.Wait()
 	s.w.shutdown()
 	return err
 }
@@ -150,59 +178,73 @@ func srvAddr(srv *mdns.Server) string {
 }
 
 // udpSockets is how many SO_REUSEPORT UDP sockets share each listen
-// address: one read loop per CPU keeps both cores busy under load.
+// address: one read loop per CPU keeps every core busy under load.
 var udpSockets = runtime.NumCPU()
 
-// listen binds UDP and TCP on one address. With port 0 the UDP port is
-// chosen first and TCP binds the same number (retried if TCP has it taken).
-func (s *Server) listen(addr string) ([]*mdns.Server, string, error) {
-	_, port, _ := net.SplitHostPort(addr)
-	for try := 0; ; try++ {
-		srvs, bound, err := s.listenOnce(addr)
-		if err == nil || port != "0" || try == 4 {
-			return srvs, bound, err
+// listeners are the sockets of one listen address.
+type listeners struct {
+	addr string
+	udp  []*udpConn     // read loops
+	srvs []*mdns.Server // TCP (and UDP with miekgUDP)
+}
+
+func (l *listeners) close() {
+	for _, u := range l.udp {
+		u.c.Close()
+	}
+	for _, srv := range l.srvs {
+		if srv.PacketConn != nil {
+			srv.PacketConn.Close()
+		}
+		if srv.Listener != nil {
+			srv.Listener.Close()
 		}
 	}
 }
 
-func (s *Server) listenOnce(addr string) ([]*mdns.Server, string, error) {
-	host, port, _ := net.SplitHostPort(addr)
-	lc := net.ListenConfig{Control: reusePort}
-	var srvs []*mdns.Server
-	closeAll := func() {
-		for _, srv := range srvs {
-			if srv.PacketConn != nil {
-				srv.PacketConn.Close()
-			}
-			if srv.Listener != nil {
-				srv.Listener.Close()
-			}
+// listen binds UDP and TCP on one address. With port 0 the UDP port is
+// chosen first and TCP binds the same number (retried if TCP has it taken).
+func (s *Server) listen(addr string) (*listeners, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for try := 0; ; try++ {
+		ln, err := s.listenOnce(addr)
+		if err == nil || port != "0" || try == 4 {
+			return ln, err
 		}
 	}
+}
+
+func (s *Server) listenOnce(addr string) (*listeners, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	ln := &listeners{}
 	for i := 0; i < udpSockets; i++ {
-		pc, err := lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(host, port))
+		u, err := listenUDP(net.JoinHostPort(host, port), isWildcard(host))
 		if err != nil {
-			closeAll()
-			return nil, "", fmt.Errorf("dns listen udp %s: %w", addr, err)
+			ln.close()
+			return nil, fmt.Errorf("dns listen udp %s: %w", addr, err)
 		}
 		if port == "0" {
-			port = strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+			port = strconv.Itoa(u.c.LocalAddr().(*net.UDPAddr).Port)
 		}
-		srvs = append(srvs, &mdns.Server{PacketConn: pc, Handler: s, UDPSize: readUDPSize})
+		if s.miekgUDP {
+			ln.srvs = append(ln.srvs, &mdns.Server{PacketConn: u.c, Handler: s, UDPSize: readUDPSize})
+		} else {
+			ln.udp = append(ln.udp, u)
+		}
 	}
-	bound := net.JoinHostPort(host, port)
-	ln, err := net.Listen("tcp", bound)
+	ln.addr = net.JoinHostPort(host, port)
+	tl, err := net.Listen("tcp", ln.addr)
 	if err != nil {
-		closeAll()
-		return nil, "", fmt.Errorf("dns listen tcp %s: %w", bound, err)
+		ln.close()
+		return nil, fmt.Errorf("dns listen tcp %s: %w", ln.addr, err)
 	}
-	srvs = append(srvs, &mdns.Server{
-		Listener:    newLimitListener(ln, s.cfg.MaxTCPConns),
+	ln.srvs = append(ln.srvs, &mdns.Server{
+		Listener:    newLimitListener(tl, s.cfg.MaxTCPConns),
 		Handler:     s,
 		ReadTimeout: 2 * time.Second,
 		IdleTimeout: func() time.Duration { return 10 * time.Second },
 	})
-	return srvs, bound, nil
+	return ln, nil
 }
 
 func reusePort(network, address string, c syscall.RawConn) error {

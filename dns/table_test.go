@@ -1,10 +1,13 @@
 package dns
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // dnsCase is one row of a CoreDNS-style table: the question, the rcode and
@@ -120,47 +123,83 @@ var specCases = []dnsCase{
 	{qname: "example.net.", qtype: mdns.TypeA, noRD: true, rcode: mdns.RcodeRefused},
 }
 
+// variants are the ways runCases asks each question: with a plain EDNS0
+// OPT, without EDNS0, and with the DO bit. Each is asked twice on one socket
+// (so the same read loop answers): the first answer is computed, the second
+// comes from the loop's packed answers, and both must match the table.
+var variants = []struct {
+	name    string
+	edns    bool
+	do      bool
+	repeats int
+}{{"edns", true, false, 2}, {"noedns", false, false, 2}, {"do", true, true, 2}}
+
 func runCases(t *testing.T, addr string, cases []dnsCase) {
 	t.Helper()
-	for _, tc := range cases {
-		name := tc.qname + "/" + mdns.TypeToString[tc.qtype]
-		if tc.noRD {
-			name += "/norecurse"
+	for _, v := range variants {
+		c := &mdns.Client{Net: "udp", Timeout: 3 * time.Second}
+		conn, err := c.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
-			m := new(mdns.Msg)
-			m.SetQuestion(tc.qname, tc.qtype)
-			m.RecursionDesired = !tc.noRD
-			m.SetEdns0(4096, false)
-			r, err := exchange(addr, "udp", m)
-			if err != nil {
-				t.Fatal(err)
+		defer conn.Close()
+		for _, tc := range cases {
+			name := v.name + "/" + tc.qname + "/" + mdns.TypeToString[tc.qtype]
+			if tc.noRD {
+				name += "/norecurse"
 			}
-			if r.Rcode != tc.rcode {
-				t.Errorf("rcode %s, want %s", mdns.RcodeToString[r.Rcode], mdns.RcodeToString[tc.rcode])
-			}
-			if r.Truncated {
-				t.Errorf("TC set")
-			}
-			if len(r.Question) != 1 || r.Question[0].Name != tc.qname {
-				t.Errorf("question %v, want the query's name %q unchanged", r.Question, tc.qname)
-			}
-			if r.IsEdns0() == nil {
-				t.Errorf("no OPT in the answer to an EDNS0 query")
-			}
-			for _, sec := range []struct {
-				name      string
-				got, want []string
-			}{
-				{"answer", normRRs(r.Answer), parseRRs(t, tc.answer)},
-				{"authority", normRRs(r.Ns), parseRRs(t, tc.ns)},
-				{"additional", normRRs(r.Extra), parseRRs(t, tc.extra)},
-			} {
-				if !slices.Equal(sec.got, sec.want) {
-					t.Errorf("%s section:\n got  %q\n want %q", sec.name, sec.got, sec.want)
+			t.Run(name, func(t *testing.T) {
+				m := new(mdns.Msg)
+				m.SetQuestion(tc.qname, tc.qtype)
+				m.RecursionDesired = !tc.noRD
+				if v.edns {
+					m.SetEdns0(4096, v.do)
 				}
-			}
-		})
+				for i := range v.repeats {
+					r, _, err := c.ExchangeWithConn(m, conn)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkCase(t, fmt.Sprintf("query %d: ", i+1), tc, m, r)
+				}
+			})
+		}
+	}
+}
+
+func checkCase(t *testing.T, prefix string, tc dnsCase, q, r *mdns.Msg) {
+	t.Helper()
+	if r.Rcode != tc.rcode {
+		t.Errorf("%srcode %s, want %s", prefix, mdns.RcodeToString[r.Rcode], mdns.RcodeToString[tc.rcode])
+	}
+	if r.Truncated {
+		t.Errorf("%sTC set", prefix)
+	}
+	if r.Id != q.Id || r.RecursionDesired != q.RecursionDesired || !r.Response {
+		t.Errorf("%sheader %+v does not answer %+v", prefix, r.MsgHdr, q.MsgHdr)
+	}
+	if len(r.Question) != 1 || r.Question[0] != q.Question[0] {
+		t.Errorf("%squestion %v, want the query's %v unchanged", prefix, r.Question, q.Question)
+	}
+	switch qo, ro := q.IsEdns0(), r.IsEdns0(); {
+	case qo == nil && ro != nil:
+		t.Errorf("%sOPT in the answer to a query without EDNS0", prefix)
+	case qo != nil && ro == nil:
+		t.Errorf("%sno OPT in the answer to an EDNS0 query", prefix)
+	case qo != nil && (ro.Do() != qo.Do() || ro.Version() != 0 || ro.UDPSize() != maxUDPResponseSize):
+		t.Errorf("%sOPT %v, want version 0, size %d, DO %v", prefix, ro, maxUDPResponseSize, qo.Do())
+	}
+	for _, sec := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"answer", normRRs(r.Answer), parseRRs(t, tc.answer)},
+		{"authority", normRRs(r.Ns), parseRRs(t, tc.ns)},
+		{"additional", normRRs(r.Extra), parseRRs(t, tc.extra)},
+	} {
+		if !slices.Equal(sec.got, sec.want) {
+			t.Errorf("%s%s section:\n got  %q\n want %q", prefix, sec.name, sec.got, sec.want)
+		}
 	}
 }
 
@@ -168,6 +207,11 @@ func runCases(t *testing.T, addr string, cases []dnsCase) {
 // fake clientset: fast, and independent of the API server.
 func TestSpecFake(t *testing.T) {
 	up := startUpstream(t)
-	s := startSyncedServer(t, Config{Client: fakeClient(), Upstreams: []string{up.addr}})
+	reg := prometheus.NewRegistry()
+	s := startSyncedServer(t, Config{Client: fakeClient(), Upstreams: []string{up.addr}, Registerer: reg})
 	runCases(t, s.Addrs()[0], specCases)
+	// The repeats really came from the packed answers.
+	if hits := counterValue(t, reg, "skiff_dns_answer_cache_hits_total", nil); hits < float64(len(specCases)) {
+		t.Errorf("answer cache hits %v, want at least %d", hits, len(specCases))
+	}
 }

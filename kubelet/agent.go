@@ -49,6 +49,10 @@ type Agent struct {
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
 	wg      sync.WaitGroup
+	// admitted are the pods this agent let start (see admit); podsSynced tells when the pod
+	// lister knows every pod of the node.
+	admitted   map[types.UID]bool
+	podsSynced func() bool
 
 	listenAddr     net.Addr
 	runtimeHealthy atomic.Bool
@@ -74,7 +78,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), workers: map[types.UID]*podWorker{}, ready: make(chan struct{}), startSem: make(chan struct{}, 4)}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), workers: map[types.UID]*podWorker{}, admitted: map[types.UID]bool{}, ready: make(chan struct{}), startSem: make(chan struct{}, 4)}, nil
 }
 
 // Ready is closed once the Node is registered and pods are being synced.
@@ -171,6 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(a.client, 0)
 	podInf := podFactory.Core().V1().Pods()
 	a.pods = podInf.Lister()
+	a.podsSynced = podInf.Informer().HasSynced
 	svcInf := factory.Core().V1().Services()
 	a.services = svcInf.Lister()
 	nodeFactory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -235,6 +240,7 @@ func (a *Agent) onPod(o any, deleted bool) {
 			// Deleted before we saw it: its containers, if any, go with the GC.
 			return
 		}
+		a.trace(pod.UID, stepSeen)
 		w = newPodWorker(a, pod)
 		a.workers[pod.UID] = w
 		a.wg.Add(1)
@@ -244,6 +250,7 @@ func (a *Agent) onPod(o any, deleted bool) {
 			a.mu.Lock()
 			if a.workers[pod.UID] == w {
 				delete(a.workers, pod.UID)
+				delete(a.admitted, pod.UID)
 			}
 			a.mu.Unlock()
 		}()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/skiffnet/skiff/controlplane/testenv"
+	"github.com/skiffnet/skiff/datapath/netns/privtest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -23,7 +24,8 @@ type testCluster struct {
 }
 
 func newCluster(t testing.TB) *testCluster {
-	if os.Getenv("SKIFF_KUBELET_FAKE") == "1" {
+	// CI (SKIFF_E2E=1) always runs against the real API server, so nothing skips there.
+	if os.Getenv("SKIFF_KUBELET_FAKE") == "1" && !privtest.E2E() {
 		c := fake.NewClientset()
 		return &testCluster{Client: c, agentConfig: func(cfg *Config) { cfg.Client = c }}
 	}

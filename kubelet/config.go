@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skiffnet/skiff/datapath"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -72,6 +73,9 @@ type Config struct {
 	Client kubernetes.Interface
 	// Logger, default slog.Default().
 	Logger *slog.Logger
+
+	// trace, if set, hears each pod's startup steps (benchmarks).
+	trace func(uid types.UID, step string, at time.Time)
 }
 
 func (c *Config) setDefaults() error {

@@ -21,14 +21,56 @@ func (a *Agent) logPath(uid, container string, restart int32) string {
 	return filepath.Join(a.podDir(uid), "logs", container, strconv.Itoa(int(restart))+".log")
 }
 
-// create makes the containerd container for c: image, command, env, mounts and limits.
-func (w *podWorker) create(ctx context.Context, pod *corev1.Pod, c *corev1.Container, r *ctrRec) error {
+// launch creates the containerd container for c and starts it. A failed start comes back as
+// a *startError. Only the runtime calls hold one of the node's start slots: the spec (env from
+// ConfigMaps and Secrets, mounts) is made before, and create and start of one container run
+// back to back, so a container that got a slot is running when it gives it back.
+func (w *podWorker) launch(ctx context.Context, pod *corev1.Pod, c *corev1.Container, r *ctrRec) error {
 	a := w.a
-	a.startSem <- struct{}{}
-	defer func() { <-a.startSem }()
-	img, err := a.rt.Image(ctx, c.Image)
+	spec, err := w.containerSpec(ctx, pod, c, r)
 	if err != nil {
 		return err
+	}
+	a.startSem <- struct{}{}
+	err = a.rt.Create(ctx, spec)
+	var serr error
+	var startedAt time.Time
+	if err == nil {
+		a.trace(pod.UID, stepCreated)
+		startedAt, serr = a.rt.Start(ctx, r.id, a.logPath(string(pod.UID), c.Name, r.restarts))
+	}
+	<-a.startSem
+	if err != nil {
+		return err
+	}
+	w.event(pod, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+	w.event(pod, corev1.EventTypeNormal, "Created", "Created container %s", c.Name)
+	if serr != nil {
+		return &startError{serr}
+	}
+	a.trace(pod.UID, stepStarted)
+	w.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	// What State would say now, without asking: the first status can go out at once. An
+	// exit right after the start is the exit waiter's news.
+	w.mu.Lock()
+	r.exists = true
+	r.state = runtime.State{Status: runtime.StatusRunning, StartedAt: startedAt}
+	w.mu.Unlock()
+	return nil
+}
+
+// startError is a container that was created but did not start (bad command...).
+type startError struct{ err error }
+
+func (e *startError) Error() string { return e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }
+
+// containerSpec is what the runtime gets for c: image, command, env, mounts and limits.
+func (w *podWorker) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.Container, r *ctrRec) (runtime.ContainerSpec, error) {
+	a := w.a
+	img, err := a.rt.Image(ctx, c.Image)
+	if err != nil {
+		return runtime.ContainerSpec{}, err
 	}
 	if !r.adopted || r.imageID == "" {
 		r.imageID = img.Name() + "@" + img.Target().Digest.String()
@@ -39,11 +81,11 @@ func (w *podWorker) create(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	}
 	env, err := makeEnv(envInput{Pod: pod, C: c, Services: svcs, PodIP: w.podIP, HostIP: a.nodeIP, Objects: a.objects, NotFound: a.notFound})
 	if err != nil {
-		return &configError{err}
+		return runtime.ContainerSpec{}, &configError{err}
 	}
 	mounts, err := a.containerMounts(pod, c, w.vols)
 	if err != nil {
-		return &configError{err}
+		return runtime.ContainerSpec{}, &configError{err}
 	}
 	host, _ := podHostname(pod, a.cfg.ClusterDomain)
 	spec := runtime.ContainerSpec{
@@ -83,23 +125,7 @@ func (w *podWorker) create(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
 		spec.MemoryLimit = q.Value()
 	}
-	if err := a.rt.Create(ctx, spec); err != nil {
-		return err
-	}
-	w.event(pod, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
-	w.event(pod, corev1.EventTypeNormal, "Created", "Created container %s", c.Name)
-	return nil
-}
-
-// start runs a new task of the container, logging to this attempt's log file.
-func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, r *ctrRec) error {
-	w.a.startSem <- struct{}{}
-	defer func() { <-w.a.startSem }()
-	if err := w.a.rt.Start(ctx, r.id, w.a.logPath(string(pod.UID), c.Name, r.restarts)); err != nil {
-		return err
-	}
-	w.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
-	return nil
+	return spec, nil
 }
 
 // watch makes sure a running instance has an exit waiter and its probes.
@@ -356,6 +382,18 @@ func (w *podWorker) pushStatus(ctx context.Context, pod *corev1.Pod, st corev1.P
 		return
 	}
 	w.lastSent = &st
+	if st.Phase == corev1.PodRunning && podReadyStatus(st) {
+		w.a.trace(pod.UID, stepReady)
+	}
+}
+
+func podReadyStatus(st corev1.PodStatus) bool {
+	for _, c := range st.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // finish releases what a finished pod no longer needs: probes and network. Containers stay
@@ -379,4 +417,25 @@ func (w *podWorker) teardownNetwork(pod *corev1.Pod) {
 	}
 	w.net = nil
 	w.attached = false
+}
+
+// pushRejected writes the final status of a pod admission refused.
+func (w *podWorker) pushRejected(ctx context.Context, pod *corev1.Pod, msg string) {
+	pods := w.a.client.CoreV1().Pods(pod.Namespace)
+	for i := 0; i < 3; i++ {
+		p := pod.DeepCopy()
+		p.Status = rejectedStatus(pod, w.a.nodeIP, msg)
+		_, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		if err == nil || !apierrors.IsConflict(err) {
+			if err != nil && ctx.Err() == nil && !apierrors.IsNotFound(err) {
+				w.a.log.Warn("update status of rejected pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			}
+			return
+		}
+		cur, gerr := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if gerr != nil || cur.UID != pod.UID {
+			return
+		}
+		pod = cur
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffnet/skiff/datapath/netns/privtest"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -19,6 +20,9 @@ func privateContainerd(t *testing.T) (string, func()) {
 	t.Helper()
 	bin, err := exec.LookPath("containerd")
 	if err != nil {
+		if privtest.E2E() {
+			t.Fatal("SKIFF_E2E=1 and the containerd binary is not on PATH (apt-get install containerd)")
+		}
 		t.Skip("containerd binary not on PATH")
 	}
 	id := randHex(6)
@@ -67,6 +71,7 @@ func TestE2EContainerdRestart(t *testing.T) {
 	p := cl.createPod(t, echoPod("default", "survivor", n.Name))
 	p = waitPod(t, cl.Client, "default", "survivor", podTimeout, "Running", running)
 	before := *ctrStatus(p, "echo")
+	n.waitServing(t, p.Status.PodIP)
 
 	restart()
 	if _, err := n.httpGet("http://" + p.Status.PodIP + ":8080/"); err != nil {

@@ -31,6 +31,8 @@ func TestE2EAgentRestartAdoption(t *testing.T) {
 	p = waitPod(t, cl.Client, p.Namespace, p.Name, podTimeout, "Running", running)
 	before := *ctrStatus(p, "echo")
 	ip := p.Status.PodIP
+	// Ready without a readiness probe means started, not yet listening.
+	n.waitServing(t, ip)
 
 	n.stop()
 	// The pod keeps serving while no agent runs.
@@ -124,8 +126,11 @@ func TestE2EBadInput(t *testing.T) {
 	badVol.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "h", MountPath: "/h"}}
 	badEnv := echoPod("default", "badenv", n.Name)
 	badEnv.Spec.Containers[0].Env = append(badEnv.Spec.Containers[0].Env, corev1.EnvVar{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}, Key: "k"}}})
+	never := echoPod("default", "neverpull", n.Name)
+	never.Spec.Containers[0].Image = "skiff.local/does-not-exist:v1"
+	never.Spec.Containers[0].ImagePullPolicy = corev1.PullNever
 	good := echoPod("default", "good", n.Name)
-	for _, p := range []*corev1.Pod{missing, badCmd, badVol, badEnv, good} {
+	for _, p := range []*corev1.Pod{missing, badCmd, badVol, badEnv, never, good} {
 		cl.createPod(t, p)
 	}
 	waitPod(t, cl.Client, "default", "good", podTimeout, "Running", running)
@@ -140,13 +145,12 @@ func TestE2EBadInput(t *testing.T) {
 	waiting("badcmd", "RunContainerError|CrashLoopBackOff", "/no/such/binary")
 	waiting("badvol", "ContainerCreating", "/nonexistent/skiff-test does not exist")
 	waiting("badenv", "CreateContainerConfigError", `configmap "nope"`)
+	waiting("neverpull", "ErrImageNeverPull", "skiff image import")
 	p, _ := getPod(cl.Client, "default", "badvol")
 	if !strings.Contains(p.Status.Message, "FailedMount") {
 		t.Errorf("badvol pod message %q", p.Status.Message)
 	}
-	if _, err := n.httpGet("http://" + mustPod(t, cl.Client, "good").Status.PodIP + ":8080/"); err != nil {
-		t.Errorf("good pod: %v", err)
-	}
+	n.waitServing(t, mustPod(t, cl.Client, "good").Status.PodIP)
 }
 
 func mustPod(t testing.TB, c kubernetes.Interface, name string) *corev1.Pod {

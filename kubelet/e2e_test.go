@@ -2,6 +2,8 @@ package kubelet
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +48,26 @@ func TestE2EEchoPod(t *testing.T) {
 	p = waitPod(t, cl.Client, p.Namespace, p.Name, podTimeout, "Running and Ready", running)
 	if p.Status.PodIP == "" || p.Status.HostIP != "10.123.0.2" {
 		t.Fatalf("podIP %q hostIP %q", p.Status.PodIP, p.Status.HostIP)
+	}
+	// The whole status, as the kubelet reports it.
+	if len(p.Status.PodIPs) != 1 || p.Status.PodIPs[0].IP != p.Status.PodIP || len(p.Status.HostIPs) != 1 || p.Status.StartTime == nil || p.Status.QOSClass != corev1.PodQOSBestEffort {
+		t.Errorf("status: podIPs %v hostIPs %v startTime %v qos %s", p.Status.PodIPs, p.Status.HostIPs, p.Status.StartTime, p.Status.QOSClass)
+	}
+	for _, ct := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady, corev1.PodReadyToStartContainers} {
+		ok := false
+		for _, c := range p.Status.Conditions {
+			ok = ok || (c.Type == ct && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero())
+		}
+		if !ok {
+			t.Errorf("condition %s not True: %+v", ct, p.Status.Conditions)
+		}
+	}
+	if s := ctrStatus(p, "echo"); s == nil || s.State.Running == nil || !s.Ready || s.Started == nil || !*s.Started || s.RestartCount != 0 ||
+		!strings.HasPrefix(s.ContainerID, "containerd://") || !strings.Contains(s.ImageID, "@sha256:") || s.Image != images.Echo.Ref {
+		t.Errorf("container status %+v", s)
+	}
+	for _, reason := range []string{"Pulled", "Created", "Started"} {
+		waitEvent(t, cl, "echo-1", reason)
 	}
 	var body string
 	waitFor(t, 20*time.Second, "HTTP from the pod", func() (bool, string) {
@@ -139,8 +161,27 @@ func TestE2ESharedVolumeNetworkAndEnv(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A Service that exists when the pod starts gets its variables into the pod.
+	if _, err := cl.Client.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-front"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "x"}, Ports: []corev1.ServicePort{
+			{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}, {Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the agent knows the Service", func() (bool, string) {
+		_, err := n.Agent.services.Services("default").Get("web-front")
+		return err == nil, errString(err)
+	})
+	svc, _ := cl.Client.CoreV1().Services("default").Get(ctx, "web-front", metav1.GetOptions{})
+	hostDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(hostDir, "motd"), []byte("from the host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dirType := corev1.HostPathDirectory
 	p := echoPod("default", "pair", n.Name)
 	p.Spec.Volumes = []corev1.Volume{
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &dirType}}},
 		{Name: "shared", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
 		{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "sec"}}},
@@ -150,8 +191,11 @@ func TestE2ESharedVolumeNetworkAndEnv(t *testing.T) {
 		VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}},
 	}}
 	a := &p.Spec.Containers[0]
-	a.VolumeMounts = []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}, {Name: "conf", MountPath: "/conf"}, {Name: "secret", MountPath: "/secret", ReadOnly: true}}
-	a.EnvFrom = []corev1.EnvFromSource{{Prefix: "CM_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}}
+	a.VolumeMounts = []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}, {Name: "conf", MountPath: "/conf"}, {Name: "secret", MountPath: "/secret", ReadOnly: true}, {Name: "host", MountPath: "/host", ReadOnly: true}}
+	a.EnvFrom = []corev1.EnvFromSource{
+		{Prefix: "CM_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}},
+		{Prefix: "SEC_", SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}}},
+	}
 	a.Env = append(a.Env,
 		corev1.EnvVar{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}, Key: "password"}}},
 		corev1.EnvVar{Name: "GREETING", Value: "hi $(CM_COLOR)"},
@@ -189,7 +233,11 @@ func TestE2ESharedVolumeNetworkAndEnv(t *testing.T) {
 	if b := get("http://" + ip + ":8080/file?path=/shared/from-second"); b != "hello2" {
 		t.Errorf("shared volume: %q", b)
 	}
-	for name, want := range map[string]string{"CM_COLOR": "blue", "CM_SIZE": "9", "PASSWORD": "s3cret", "GREETING": "hi blue", "KUBERNETES_SERVICE_HOST": "10.96.0.1", "POD_IP": ip} {
+	sip := svc.Spec.ClusterIP
+	for name, want := range map[string]string{"CM_COLOR": "blue", "CM_SIZE": "9", "PASSWORD": "s3cret", "SEC_password": "s3cret", "GREETING": "hi blue",
+		"KUBERNETES_SERVICE_HOST": "10.96.0.1", "POD_IP": ip, "POD_NAME": "pair",
+		"WEB_FRONT_SERVICE_HOST": sip, "WEB_FRONT_SERVICE_PORT": "80", "WEB_FRONT_SERVICE_PORT_DNS": "53", "WEB_FRONT_PORT": "tcp://" + sip + ":80",
+		"WEB_FRONT_PORT_80_TCP": "tcp://" + sip + ":80", "WEB_FRONT_PORT_53_UDP_PROTO": "udp", "WEB_FRONT_PORT_53_UDP_ADDR": sip} {
 		if b := get("http://" + ip + ":8080/env/" + name); b != want {
 			t.Errorf("env %s = %q, want %q", name, b, want)
 		}
@@ -199,6 +247,9 @@ func TestE2ESharedVolumeNetworkAndEnv(t *testing.T) {
 	}
 	if b := get("http://" + ip + ":8080/file?path=/secret/password"); b != "s3cret" {
 		t.Errorf("secret volume: %q", b)
+	}
+	if b := get("http://" + ip + ":8080/file?path=/host/motd"); b != "from the host" {
+		t.Errorf("hostPath volume: %q", b)
 	}
 	// Limits reached the OCI spec.
 	c, err := n.RT.Client().LoadContainer(nsCtx(n), containerID(p.UID, "echo"))
@@ -275,6 +326,11 @@ func TestE2ERestartPolicies(t *testing.T) {
 	crash.Spec.Containers[0].Args = []string{"exit", "1"}
 	crash = cl.createPod(t, crash)
 
+	initFail := echoPod("default", "initfail", n.Name)
+	initFail.Spec.RestartPolicy = corev1.RestartPolicyNever
+	initFail.Spec.InitContainers = []corev1.Container{{Name: "init", Image: images.Echo.Ref, Args: []string{"exit", "4"}}}
+	cl.createPod(t, initFail)
+
 	p := waitPod(t, cl.Client, "default", "never", podTimeout, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	if s := ctrStatus(p, "echo"); s.State.Terminated == nil || s.State.Terminated.ExitCode != 3 || s.RestartCount != 0 {
 		t.Errorf("never: %s", describeStatuses(p.Status.ContainerStatuses))
@@ -289,6 +345,14 @@ func TestE2ERestartPolicies(t *testing.T) {
 	})
 	if p.Status.Phase != corev1.PodRunning {
 		t.Errorf("crash-looping pod phase %s", p.Status.Phase)
+	}
+	// A failed init container of a Never pod fails the pod; the app container never runs.
+	p = waitPod(t, cl.Client, "default", "initfail", podTimeout, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if s := ctrStatus(p, "init"); s == nil || s.State.Terminated == nil || s.State.Terminated.ExitCode != 4 {
+		t.Errorf("initfail init: %s", describeStatuses(p.Status.InitContainerStatuses))
+	}
+	if s := ctrStatus(p, "echo"); s == nil || s.State.Running != nil || s.State.Terminated != nil {
+		t.Errorf("initfail app container ran: %s", describeStatuses(p.Status.ContainerStatuses))
 	}
 }
 

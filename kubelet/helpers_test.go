@@ -106,6 +106,9 @@ func nodeNetNS(t testing.TB, ip string) *netns.NS {
 	return ns
 }
 
+// noPodCIDR as Config.PodCIDR makes startNode run an agent without one of its own.
+const noPodCIDR = "none"
+
 // startNode runs an agent with cfg (NodeName, Client or Server/Token set by the caller).
 func startNode(t testing.TB, cfg Config) *testNode {
 	t.Helper()
@@ -123,8 +126,11 @@ func startNode(t testing.TB, cfg Config) *testNode {
 	if cfg.ContainerdSocket == "" {
 		cfg.ContainerdSocket = privtest.ContainerdSocket()
 	}
-	if cfg.PodCIDR == "" {
+	switch cfg.PodCIDR {
+	case "":
 		cfg.PodCIDR = "10.244.77.0/24"
+	case noPodCIDR:
+		cfg.PodCIDR = "" // wait for Node.spec.podCIDR
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -291,6 +297,15 @@ func (n *testNode) httpGet(url string) (string, error) {
 		return string(b), fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return string(b), nil
+}
+
+// waitServing waits until the echo server of the pod at ip answers HTTP.
+func (n *testNode) waitServing(t testing.TB, ip string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "HTTP from the pod at "+ip, func() (bool, string) {
+		_, err := n.httpGet("http://" + ip + ":8080/")
+		return err == nil, errString(err)
+	})
 }
 
 // dialNode dials from inside the node's netns.

@@ -53,6 +53,7 @@ type podWorker struct {
 	podMsg    string
 	lastEvent map[string]string
 	netReady  bool
+	admitted  bool
 }
 
 // ctrRec is what the agent remembers of one container of the pod.
@@ -177,6 +178,19 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		}
 		return resync, false
 	}
+	if !w.admitted {
+		ok, wait, msg := w.a.admit(pod)
+		switch {
+		case wait:
+			return 200 * time.Millisecond, false
+		case !ok:
+			w.terminal = true
+			w.event(pod, corev1.EventTypeWarning, rejectReason, "%s", msg)
+			w.pushRejected(ctx, pod, msg)
+			return resync, false
+		}
+		w.admitted = true
+	}
 	next := resync
 	soon := func(d time.Duration) {
 		if d > 0 && d < next {
@@ -185,6 +199,9 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	}
 	w.podReason, w.podMsg = "", ""
 	netReady := w.setupNetwork(pod)
+	if netReady && !w.netReady {
+		w.a.trace(pod.UID, stepNetwork)
+	}
 	w.netReady = netReady
 	ready := netReady
 	if ready && w.vols == nil {
@@ -203,6 +220,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 			ready = false
 		} else {
 			w.etcDone = true
+			w.a.trace(pod.UID, stepPrepared)
 		}
 	}
 	policy := pod.Spec.RestartPolicy
@@ -364,10 +382,14 @@ func (w *podWorker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 			w.setWaiting(r, backoffReason(r.waitReason), r.waitMsg)
 			return time.Until(r.nextTry)
 		}
-		if err := w.create(ctx, pod, c, r); err != nil {
+		if err := w.launch(ctx, pod, c, r); err != nil {
 			reason := "CreateContainerError"
 			var ce *configError
+			var se *startError
 			switch {
+			case errors.As(err, &se):
+				reason = "RunContainerError"
+				w.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
 			case errors.Is(err, runtime.ErrImageNotFound):
 				reason = "ErrImagePull"
 				if c.ImagePullPolicy == corev1.PullNever {
@@ -385,15 +407,7 @@ func (w *podWorker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 			w.setWaiting(r, reason, err.Error())
 			return time.Until(r.nextTry)
 		}
-		if err := w.start(ctx, pod, c, r); err != nil {
-			r.failN++
-			r.nextTry = time.Now().Add(backoff(r.failN, w.a.cfg.BackoffBase, w.a.cfg.BackoffMax))
-			w.setWaiting(r, "RunContainerError", err.Error())
-			w.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
-			return time.Until(r.nextTry)
-		}
 		r.failN = 0
-		w.observe(ctx, pod, r)
 		w.watch(pod, c, r)
 		return 0
 	case r.state.Status == runtime.StatusRunning:
@@ -424,18 +438,17 @@ func (w *podWorker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	r.backoffN++
 	// A restarted container gets a fresh container and root filesystem, as in Kubernetes;
 	// its history travels in the labels.
-	if err := w.create(ctx, pod, c, r); err != nil {
-		w.setWaiting(r, "CreateContainerError", err.Error())
+	if err := w.launch(ctx, pod, c, r); err != nil {
+		var se *startError
+		if errors.As(err, &se) {
+			w.setWaiting(r, "RunContainerError", err.Error())
+		} else {
+			w.setWaiting(r, "CreateContainerError", err.Error())
+			r.exists = false
+		}
 		w.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
-		r.exists = false
 		return w.a.cfg.BackoffBase
 	}
-	if err := w.start(ctx, pod, c, r); err != nil {
-		w.setWaiting(r, "RunContainerError", err.Error())
-		w.event(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
-		return w.a.cfg.BackoffBase
-	}
-	w.observe(ctx, pod, r)
 	w.watch(pod, c, r)
 	return 0
 }

@@ -56,11 +56,54 @@ func PeerFromNode(n *corev1.Node) (p Peer, ok bool) {
 	return Peer{Node: n.Name, PodCIDR: cidr, VtepIP: ip.To4(), VtepMAC: mac}, true
 }
 
-// Run keeps o's peers equal to the other nodes in the API until ctx ends. Every Node change
-// triggers a full, idempotent SetPeers; a periodic resync repairs state changed behind its back.
+// peerView keeps of a Node only what PeerFromNode reads. Every agent caches every Node, and
+// a Node's status (conditions, images) is most of it.
+func peerView(o any) (any, error) {
+	n, ok := o.(*corev1.Node)
+	if !ok {
+		return o, nil // a tombstone: passed on as it is
+	}
+	v := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion},
+		Spec:       corev1.NodeSpec{PodCIDR: n.Spec.PodCIDR, PodCIDRs: n.Spec.PodCIDRs},
+	}
+	for _, k := range []string{AnnotationVtepMAC, AnnotationVtepIP} {
+		if val, ok := n.Annotations[k]; ok {
+			if v.Annotations == nil {
+				v.Annotations = map[string]string{}
+			}
+			v.Annotations[k] = val
+		}
+	}
+	return v, nil
+}
+
+// samePeer reports whether two versions of a Node give the same peer (or none): a Node's
+// status heartbeat, every few seconds from every node, then costs no netlink round.
+func samePeer(a, b any) bool {
+	na, ok1 := a.(*corev1.Node)
+	nb, ok2 := b.(*corev1.Node)
+	if !ok1 || !ok2 {
+		return false
+	}
+	pa, oka := PeerFromNode(na)
+	pb, okb := PeerFromNode(nb)
+	if oka != okb {
+		return false
+	}
+	return !oka || pa.Node == pb.Node && pa.PodCIDR.String() == pb.PodCIDR.String() &&
+		pa.VtepIP.Equal(pb.VtepIP) && pa.VtepMAC.String() == pb.VtepMAC.String()
+}
+
+// Run keeps o's peers equal to the other nodes in the API until ctx ends. Every change of a
+// Node's peer identity triggers a full, idempotent SetPeers; a periodic resync repairs state
+// changed behind its back.
 func Run(ctx context.Context, client kubernetes.Interface, self string, o *Overlay, log *slog.Logger) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes()
+	if err := nodes.Informer().SetTransform(peerView); err != nil {
+		return fmt.Errorf("overlay: watch nodes: %w", err)
+	}
 	kick := make(chan struct{}, 1)
 	poke := func(any) {
 		select {
@@ -69,8 +112,12 @@ func Run(ctx context.Context, client kubernetes.Interface, self string, o *Overl
 		}
 	}
 	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    poke,
-		UpdateFunc: func(_, n any) { poke(n) },
+		AddFunc: poke,
+		UpdateFunc: func(old, n any) {
+			if !samePeer(old, n) {
+				poke(n)
+			}
+		},
 		DeleteFunc: poke,
 	}); err != nil {
 		return fmt.Errorf("overlay: watch nodes: %w", err)

@@ -7,12 +7,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/kubernetes/scheme"
+	kjson "sigs.k8s.io/json"
 )
 
 // maxBody bounds request bodies (etcd refuses values over 1.5 MiB anyway).
@@ -55,6 +57,14 @@ func decode(r *http.Request, want schema.GroupVersionKind, into runtime.Object) 
 }
 
 func decodeBytes(body []byte, mt string, want schema.GroupVersionKind, into runtime.Object) (runtime.Object, error) {
+	if mt == runtime.ContentTypeJSON && into != nil {
+		if obj, ok := decodeJSONFast(body, want, into); ok {
+			return obj, nil
+		}
+		// Anything unusual takes the serializer's path, for its exact error messages.
+		v := reflect.ValueOf(into).Elem()
+		v.Set(reflect.Zero(v.Type()))
+	}
 	info, ok := runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), mt)
 	if !ok {
 		return nil, unsupportedMedia(mt)
@@ -77,6 +87,32 @@ func decodeBytes(body []byte, mt string, want schema.GroupVersionKind, into runt
 		return nil, badRequest("the body is %s, but this endpoint takes %s (apiVersion %q, kind %q)", gvkString(gvk), want.Kind, want.GroupVersion().String(), want.Kind)
 	}
 	return obj, nil
+}
+
+// decodeJSONFast decodes a well-formed JSON body of kind want in one strict pass. The
+// serializer makes two (apiVersion/kind first, then the object), which cost a fifth of the
+// API server's CPU under a create or bind load. ok is false for anything else: bad JSON,
+// unknown or duplicate fields, another kind.
+func decodeJSONFast(body []byte, want schema.GroupVersionKind, into runtime.Object) (runtime.Object, bool) {
+	strictErrs, err := kjson.UnmarshalStrict(body, into)
+	if err != nil || len(strictErrs) > 0 {
+		return nil, false
+	}
+	// The serializer's defaulting of a missing apiVersion or kind.
+	got := into.GetObjectKind().GroupVersionKind()
+	if got.Kind == "" {
+		got.Kind = want.Kind
+	}
+	if got.Version == "" && got.Group == "" {
+		got.Group, got.Version = want.Group, want.Version
+	}
+	if got.Version == "" && got.Group == want.Group {
+		got.Version = want.Version
+	}
+	if got != want {
+		return nil, false
+	}
+	return into, true
 }
 
 func gvkString(g *schema.GroupVersionKind) string {

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,7 +41,12 @@ func toStatus(err error, gr schema.GroupResource, name string) *metav1.Status {
 	case storage.IsTooLargeResourceVersion(err):
 		return status(apierrors.NewTimeoutError("Too large resource version: "+err.Error(), 1))
 	}
-	slog.Error("api request failed", "resource", gr.String(), "name", name, "err", err)
+	if errors.Is(err, context.Canceled) {
+		// The client went away (or the server is stopping): nothing went wrong here.
+		slog.Debug("api request canceled", "resource", gr.String(), "name", name, "err", err)
+	} else {
+		slog.Error("api request failed", "resource", gr.String(), "name", name, "err", err)
+	}
 	return status(apierrors.NewInternalError(err))
 }
 

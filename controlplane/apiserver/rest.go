@@ -224,14 +224,18 @@ func (s *Server) checkNamespace(ctx context.Context, ri *reqInfo, name string) e
 	if !ri.res.namespaced {
 		return nil
 	}
-	ns := &corev1.Namespace{}
-	if err := s.store.Get(ctx, "/registry/namespaces/"+ri.namespace, ns); err != nil {
-		if storage.IsNotFound(err) {
-			return apierrors.NewNotFound(namespacesGR, ri.namespace)
+	terminating, ok := s.ns.lookup(ri.namespace)
+	if !ok {
+		ns := &corev1.Namespace{}
+		if err := s.store.Get(ctx, namespacesPrefix+ri.namespace, ns); err != nil {
+			if storage.IsNotFound(err) {
+				return apierrors.NewNotFound(namespacesGR, ri.namespace)
+			}
+			return err
 		}
-		return err
+		terminating = ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating
 	}
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
+	if terminating {
 		e := apierrors.NewForbidden(ri.res.gr(), name, fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ri.namespace))
 		e.ErrStatus.Details.Causes = append(e.ErrStatus.Details.Causes, metav1.StatusCause{Type: corev1.NamespaceTerminatingCause, Message: "namespace " + ri.namespace + " is being terminated", Field: "metadata.namespace"})
 		return e

@@ -38,18 +38,25 @@ type Server struct {
 	byPath     map[string]*resource // "group/version/resource" ("/v1/pods" for core)
 	groups     []groupInfo
 	metrics    *metrics
+	ns         *nsCache
 	agentLazy
 }
 
 // New builds the handler.
 func New(opts Options) *Server {
-	s := &Server{opts: opts, store: opts.Storage, alloc: opts.Allocator, nodeTokens: opts.NodeTokens,
-		byPath: map[string]*resource{}, metrics: newMetrics()}
+	s := &Server{opts: opts, alloc: opts.Allocator, nodeTokens: opts.NodeTokens,
+		byPath: map[string]*resource{}, metrics: newMetrics(), ns: newNSCache()}
+	s.store = &observingStore{Interface: opts.Storage, ns: s.ns}
 	for _, r := range resources() {
 		s.byPath[r.gvr.Group+"/"+r.gvr.Version+"/"+r.gvr.Resource] = r
 	}
 	s.groups = buildGroups(resources())
 	return s
+}
+
+// Start runs the server's caches until ctx ends. Without it every request reads etcd.
+func (s *Server) Start(ctx context.Context) {
+	go s.ns.run(ctx, s.opts.Storage)
 }
 
 // reqInfo is what the URL says.

@@ -116,15 +116,14 @@ func BenchmarkSchedulerAPI(b *testing.B) {
 				sctx, cancel := context.WithCancel(ctx)
 				start := time.Now()
 				done := make(chan struct{})
-				var s *Scheduler
+				f := newFactory(cl)
+				s := New(cl, f, Options{Logger: quietLogger()})
 				go func() {
 					defer close(done)
-					f := newFactory(cl)
-					s = New(cl, f, Options{Logger: quietLogger()})
 					f.Start(sctx.Done())
 					_ = s.Run(sctx)
 				}()
-				for s == nil || s.Scheduled() < benchPods {
+				for s.Scheduled() < benchPods {
 					if time.Since(start) > 5*time.Minute {
 						b.Fatalf("only %d of %d pods bound", s.Scheduled(), benchPods)
 					}

@@ -184,3 +184,25 @@ func TestSpreading(t *testing.T) {
 }
 
 func boolp(b bool) *bool { return &b }
+
+// Least allocated: with no owner to spread, a pod goes to the node with the most free
+// CPU and memory.
+func TestLeastAllocated(t *testing.T) {
+	for _, busy := range []string{"a", "b"} {
+		s := testScheduler()
+		s.cache.setNode(mkNode("a", "8Gi", nil))
+		s.cache.setNode(mkNode("b", "8Gi", nil))
+		s.cache.place(mkPod("6Gi", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("3")
+		}), busy, false)
+		want := map[string]string{"a": "b", "b": "a"}[busy]
+		for i := 0; i < 3; i++ {
+			p := mkPod("512Mi", nil)
+			n, err := s.schedule(p)
+			if err != nil || n != want {
+				t.Fatalf("with %s busy, pod %d went to %q (%v), want %s", busy, i, n, err, want)
+			}
+			s.cache.place(p, n, true)
+		}
+	}
+}

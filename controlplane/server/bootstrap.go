@@ -18,7 +18,7 @@ import (
 var SystemNamespaces = []string{"default", "kube-system", "kube-public", "kube-node-lease"}
 
 // bootstrap creates, idempotently, the namespaces, the kubernetes Service (with endpoints
-// pointing at this server) and the kube-dns Service.
+// pointing at the live API servers, this one included) and the kube-dns Service.
 func (s *Server) bootstrap(ctx context.Context, api *apiserver.Server, alloc *registry.Allocator) error {
 	for _, ns := range SystemNamespaces {
 		if err := api.Ensure(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, false); err != nil {
@@ -26,7 +26,6 @@ func (s *Server) bootstrap(ctx context.Context, api *apiserver.Server, alloc *re
 		}
 	}
 	port := int32(s.Port())
-	addr := s.advertise.String()
 	objs := []struct {
 		obj    runtime.Object
 		update bool
@@ -36,18 +35,6 @@ func (s *Server) bootstrap(ctx context.Context, api *apiserver.Server, alloc *re
 			Spec: corev1.ServiceSpec{ClusterIP: alloc.IPAt(1).String(),
 				Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(port)}}},
 		}, false},
-		{&corev1.Endpoints{
-			ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default", Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}},
-			Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: addr}},
-				Ports: []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}}}},
-		}, true},
-		{&discoveryv1.EndpointSlice{
-			ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default", Labels: map[string]string{
-				discoveryv1.LabelServiceName: "kubernetes", discoveryv1.LabelManagedBy: "skiff-apiserver"}},
-			AddressType: addressType(addr),
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}}},
-			Ports:       []discoveryv1.EndpointPort{{Name: ptr("https"), Port: ptr(port), Protocol: ptr(corev1.ProtocolTCP)}},
-		}, true},
 		{&corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: apiserver.ClusterDNSService, Namespace: "kube-system", Labels: map[string]string{
 				"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}},
@@ -60,6 +47,10 @@ func (s *Server) bootstrap(ctx context.Context, api *apiserver.Server, alloc *re
 		if err := api.Ensure(ctx, o.obj, o.update); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
+	}
+	// The kubernetes Service's Endpoints and EndpointSlice list every live API server.
+	if err := s.endpoints.renew(ctx); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
 	}
 	return nil
 }

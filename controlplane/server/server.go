@@ -65,10 +65,13 @@ type Server struct {
 	bundle      *pki.Bundle
 	ready       chan struct{}
 
-	mu    sync.Mutex
-	hooks map[string]PostStartHook
-	ran   bool
-	etcd  *clientv3.Client
+	mu      sync.Mutex
+	hooks   map[string]PostStartHook
+	ran     bool
+	etcd    *clientv3.Client
+	etcdURL string
+
+	endpoints *endpointReconciler // of the kubernetes Service, while Run runs
 }
 
 // EtcdClient is the etcd client while the server runs (nil before). It is for tests and
@@ -77,6 +80,14 @@ func (s *Server) EtcdClient() *clientv3.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.etcd
+}
+
+// EtcdURL is the client URL of the etcd this server uses while it runs: the embedded one's
+// loopback URL, or the first external endpoint. Tests point a second server at it.
+func (s *Server) EtcdURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.etcdURL
 }
 
 // New checks the configuration, binds the listeners and prepares the data dir (CA, serving
@@ -270,6 +281,10 @@ func (s *Server) Run(ctx context.Context) error {
 	defer etcd.Close()
 	s.mu.Lock()
 	s.etcd = etcd.Client
+	s.etcdURL = etcd.ClientURL()
+	if s.etcdURL == "" && len(s.cfg.EtcdEndpoints) > 0 {
+		s.etcdURL = s.cfg.EtcdEndpoints[0]
+	}
 	s.mu.Unlock()
 	store := storage.New(etcd.Client, storage.DefaultCodec())
 
@@ -296,9 +311,21 @@ func (s *Server) Run(ctx context.Context) error {
 	api := apiserver.New(apiserver.Options{Storage: store, Allocator: alloc, NodeTokens: tokens, CA: s.bundle.CA,
 		AdminToken: s.bundle.AdminToken, JoinToken: s.bundle.JoinToken,
 		Ready: func() bool { startedMu.Lock(); defer startedMu.Unlock(); return started }})
+	// The caches stop before the etcd client closes (defers run last-in first-out).
+	cacheCtx, stopCaches := context.WithCancel(ctx)
+	defer stopCaches()
+	api.Start(cacheCtx)
+	s.endpoints = newEndpointReconciler(api, s.advertise, int32(s.Port()))
 	if err := s.bootstrap(ctx, api, alloc); err != nil {
 		return err
 	}
+	// Renews this server's place in the kubernetes endpoints; at shutdown it takes it out
+	// before the API stops serving, and before the etcd client closes.
+	epCtx, stopEndpoints := context.WithCancel(context.Background())
+	epDone := make(chan struct{})
+	go func() { defer close(epDone); s.endpoints.run(epCtx) }()
+	leaveEndpoints := sync.OnceFunc(func() { stopEndpoints(); <-epDone })
+	defer leaveEndpoints()
 
 	// Request contexts derive from base, so cancelling it ends open watches at shutdown.
 	base, cancelBase := context.WithCancel(context.Background())
@@ -348,6 +375,7 @@ func (s *Server) Run(ctx context.Context) error {
 	slog.Info("API server shutting down")
 	cancelHooks()
 	hooks.Wait()
+	leaveEndpoints()
 	cancelBase()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -171,6 +172,58 @@ func checkPreconditions(key string, precond *Preconditions, current runtime.Obje
 	return nil
 }
 
+// readForWrite reads key for a compare-and-swap. The first read is serializable: it needs
+// no ReadIndex round through raft, which under write load waits for the raft loop (and its
+// WAL fsync) and made every update cost two write latencies. A stale answer is harmless
+// when the write then succeeds, because the transaction compares the ModRevision; every
+// other outcome (not found, a failed precondition, an update function's error, nothing to
+// change) is confirmed with a linearizable read before it is returned (reread).
+type readForWrite struct {
+	s     *store
+	key   string
+	kv    *mvccpb.KeyValue
+	fresh bool // kv is known current: a linearizable read or a transaction's answer
+}
+
+func (r *readForWrite) read(ctx context.Context, serializable bool) error {
+	var opts []clientv3.OpOption
+	if serializable {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	resp, err := r.s.client.Get(ctx, r.key, opts...)
+	if err != nil {
+		return fmt.Errorf("get %q for update: %w", r.key, err)
+	}
+	r.fresh = !serializable
+	if len(resp.Kvs) == 0 {
+		if serializable {
+			return r.read(ctx, false)
+		}
+		return errNotFound(r.key)
+	}
+	r.kv = resp.Kvs[0]
+	return nil
+}
+
+// reread replaces a possibly stale kv with a linearizable read; it reports false when kv
+// was already current (the caller then returns its outcome).
+func (r *readForWrite) reread(ctx context.Context) (bool, error) {
+	if r.fresh {
+		return false, nil
+	}
+	return true, r.read(ctx, false)
+}
+
+// txnAnswer takes the current value from a failed transaction's Else branch.
+func (r *readForWrite) txnAnswer(resp *clientv3.TxnResponse) error {
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return errNotFound(r.key)
+	}
+	r.kv, r.fresh = kvs[0], true
+	return nil
+}
+
 func (s *store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, precond *Preconditions, tryUpdate UpdateFunc) error {
 	if err := checkKey(key); err != nil {
 		return err
@@ -178,34 +231,38 @@ func (s *store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 	if out == nil || tryUpdate == nil {
 		return newErr(ErrCodeInvalidObj, key, 0, nil, "GuaranteedUpdate of %q needs an output object and an update function", key)
 	}
-	getResp, err := s.client.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("get %q for update: %w", key, err)
+	r := &readForWrite{s: s, key: key}
+	if err := r.read(ctx, true); err != nil {
+		return err
 	}
-	if len(getResp.Kvs) == 0 {
-		return errNotFound(key)
-	}
-	kv := getResp.Kvs[0]
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("update %q: %w", key, err)
 		}
+		kv := r.kv
 		current := newLike(out)
 		if err := s.decodeInto(key, kv.Value, current, kv.ModRevision); err != nil {
 			return err
 		}
-		if err := checkPreconditions(key, precond, current); err != nil {
-			return err
+		err := checkPreconditions(key, precond, current)
+		var updated runtime.Object
+		if err == nil {
+			updated, err = tryUpdate(current)
 		}
-		updated, err := tryUpdate(current)
-		if err != nil {
-			return err
+		var data []byte
+		if err == nil {
+			data, err = s.encode(key, updated)
 		}
-		data, err := s.encode(key, updated)
-		if err != nil {
-			return err
-		}
-		if bytes.Equal(data, kv.Value) {
+		unchanged := err == nil && bytes.Equal(data, kv.Value)
+		if err != nil || unchanged {
+			if again, rerr := r.reread(ctx); rerr != nil {
+				return rerr
+			} else if again {
+				continue
+			}
+			if err != nil {
+				return err
+			}
 			// Nothing changed: no write, no new revision, like Kubernetes.
 			return s.decodeInto(key, kv.Value, out, kv.ModRevision)
 		}
@@ -220,12 +277,10 @@ func (s *store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 		if resp.Succeeded {
 			return s.decodeInto(key, data, out, resp.Header.Revision)
 		}
-		// Another writer got there first: retry on what it wrote.
-		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) == 0 {
-			return errNotFound(key)
+		// Another writer got there first (or the first read was stale): retry on what is there.
+		if err := r.txnAnswer(resp); err != nil {
+			return err
 		}
-		kv = kvs[0]
 	}
 }
 
@@ -236,24 +291,26 @@ func (s *store) Delete(ctx context.Context, key string, out runtime.Object, prec
 	if out == nil {
 		return newErr(ErrCodeInvalidObj, key, 0, nil, "Delete of %q needs an output object", key)
 	}
-	getResp, err := s.client.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("get %q for delete: %w", key, err)
+	r := &readForWrite{s: s, key: key}
+	if err := r.read(ctx, true); err != nil {
+		return err
 	}
-	if len(getResp.Kvs) == 0 {
-		return errNotFound(key)
-	}
-	kv := getResp.Kvs[0]
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("delete %q: %w", key, err)
 		}
+		kv := r.kv
 		if precond != nil {
 			current := newLike(out)
 			if err := s.decodeInto(key, kv.Value, current, kv.ModRevision); err != nil {
 				return err
 			}
 			if err := checkPreconditions(key, precond, current); err != nil {
+				if again, rerr := r.reread(ctx); rerr != nil {
+					return rerr
+				} else if again {
+					continue
+				}
 				return err
 			}
 		}
@@ -269,11 +326,9 @@ func (s *store) Delete(ctx context.Context, key string, out runtime.Object, prec
 			// The last state, stamped with the revision of the delete (as watch DELETED events are).
 			return s.decodeInto(key, kv.Value, out, resp.Header.Revision)
 		}
-		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) == 0 {
-			return errNotFound(key)
+		if err := r.txnAnswer(resp); err != nil {
+			return err
 		}
-		kv = kvs[0]
 	}
 }
 

@@ -175,7 +175,7 @@ func (r *watchRun) run(ctx context.Context, rev int64) {
 	wopts := append(kopts, clientv3.WithRev(rev+1), clientv3.WithPrevKV())
 	if r.opts.AllowWatchBookmarks {
 		// A watcher of its own, so RequestProgress reaches only this watch's stream.
-		own := clientv3.NewWatcher(r.s.client)
+		own := newWatcher(r.s.client)
 		defer own.Close()
 		watcher = own
 		wopts = append(wopts, clientv3.WithProgressNotify())

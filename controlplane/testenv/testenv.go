@@ -77,6 +77,18 @@ func StartWith(t testing.TB, cfg server.Config, hooks map[string]server.PostStar
 	return e
 }
 
+// StartPeer runs a second API server (its own data dir, CA and tokens) on the etcd of
+// first, as `skiff server --etcd-endpoints` replicas share one etcd cluster. It stops
+// before first does (t.Cleanup runs last-in first-out).
+func StartPeer(t testing.TB, first *Env) *Env {
+	t.Helper()
+	url := first.Server.EtcdURL()
+	if url == "" {
+		t.Fatalf("testenv: the first server has no etcd URL")
+	}
+	return StartWith(t, server.Config{EtcdEndpoints: []string{url}}, nil)
+}
+
 // Stop shuts the control plane down and waits for it (also run by t.Cleanup).
 func (e *Env) Stop() {
 	e.once.Do(func() {

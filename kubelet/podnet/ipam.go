@@ -19,10 +19,14 @@ var ErrExhausted = errors.New("pod CIDR exhausted")
 // holding its owner, created with O_EXCL, so state survives restarts and an address is never
 // handed out twice. The last allocated address is remembered so freed addresses are reused
 // last (round robin), which keeps stale conntrack or ARP entries from hitting a new pod.
+//
+// The files are the truth; the IPAM keeps an index of them (read once) so an allocation does
+// not read every file. One IPAM per directory at a time (one agent per node).
 type IPAM struct {
 	mu     sync.Mutex
 	dir    string
 	prefix netip.Prefix
+	owners map[string]netip.Addr // nil until loaded
 }
 
 // NewIPAM keeps its state for cidr under dir.
@@ -87,12 +91,17 @@ func (a *IPAM) Allocate(owner string) (netip.Addr, error) {
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("reserve %s: %w", ip, err)
 		}
+		// No fsync: the file must outlive the agent process, which the page cache does; a
+		// machine crash takes the pods and their addresses with it.
 		_, werr := f.WriteString(owner)
-		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		if err := errors.Join(werr, f.Close()); err != nil {
 			os.Remove(f.Name())
 			return netip.Addr{}, fmt.Errorf("reserve %s: %w", ip, err)
 		}
 		os.WriteFile(filepath.Join(a.dir, "last"), []byte(ip.String()), 0o600)
+		if a.owners != nil {
+			a.owners[owner] = ip
+		}
 		return ip, nil
 	}
 	return netip.Addr{}, fmt.Errorf("%w: %s has no free address for %s", ErrExhausted, a.prefix, owner)
@@ -106,13 +115,18 @@ func (a *IPAM) Lookup(owner string) (netip.Addr, bool) {
 }
 
 func (a *IPAM) lookup(owner string) (netip.Addr, bool) {
-	all, _ := a.list()
-	for ip, o := range all {
-		if o == owner {
-			return ip, true
+	if a.owners == nil {
+		all, err := a.list()
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		a.owners = map[string]netip.Addr{}
+		for ip, o := range all {
+			a.owners[o] = ip
 		}
 	}
-	return netip.Addr{}, false
+	ip, ok := a.owners[owner]
+	return ip, ok
 }
 
 // Release frees owner's address; releasing nothing is not an error.
@@ -129,6 +143,9 @@ func (a *IPAM) Release(owner string) error {
 				return fmt.Errorf("release %s: %w", ip, err)
 			}
 		}
+	}
+	if a.owners != nil {
+		delete(a.owners, owner)
 	}
 	return nil
 }

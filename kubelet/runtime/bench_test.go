@@ -57,7 +57,7 @@ func BenchmarkStart(b *testing.B) {
 							return
 						}
 						t1 := time.Now()
-						if err := rt.Start(ctx, id, filepath.Join(dir, id+".log")); err != nil {
+						if _, err := rt.Start(ctx, id, filepath.Join(dir, id+".log")); err != nil {
 							b.Error(err)
 							return
 						}

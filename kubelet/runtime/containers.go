@@ -12,10 +12,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -89,16 +92,16 @@ func (r *Runtime) Create(ctx context.Context, s ContainerSpec) error {
 	if err != nil {
 		return err
 	}
-	ispec, err := img.Spec(ctx)
+	ii, err := r.images.info(ctx, img)
 	if err != nil {
-		return fmt.Errorf("read config of image %s: %w", s.Image, err)
+		return err
 	}
-	args := ResolveArgs(s.Command, s.Args, ispec.Config.Entrypoint, ispec.Config.Cmd)
+	args := ResolveArgs(s.Command, s.Args, ii.config.Entrypoint, ii.config.Cmd)
 	if len(args) == 0 {
 		return fmt.Errorf("no command: image %s has no entrypoint or cmd and the container sets no command", s.Image)
 	}
 	opts := []oci.SpecOpts{
-		oci.WithImageConfig(img),
+		withImageConfig(img, ii),
 		oci.WithProcessArgs(args...),
 		oci.WithEnv(s.Env),
 		oci.WithMounts(s.Mounts),
@@ -132,47 +135,73 @@ func (r *Runtime) Create(ctx context.Context, s ContainerSpec) error {
 		opts = append(opts, oci.WithCPUShares(shares))
 	}
 	_ = r.Remove(ctx, s.ID)
-	_, err = r.c.NewContainer(ctx, s.ID,
-		client.WithImage(img),
-		client.WithSnapshotter(Snapshotter),
-		client.WithNewSnapshot(s.ID, img),
-		client.WithNewSpec(opts...),
-		client.WithContainerLabels(s.Labels),
-	)
+	newContainer := func() error {
+		_, err := r.c.NewContainer(ctx, s.ID,
+			client.WithImage(img),
+			withRootfs(s.ID, ii),
+			client.WithNewSpec(opts...),
+			client.WithContainerLabels(s.Labels),
+		)
+		return err
+	}
+	err = newContainer()
+	if err != nil && isMissingParent(err) {
+		// The image's layers went (removed and imported again): unpack and retry.
+		r.images.setUnpacked(img.Target().Digest, false)
+		if err = r.unpack(ctx, img); err == nil {
+			err = newContainer()
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", s.ID, err)
 	}
 	return nil
 }
 
-// Start starts a new task for the container, its stdout and stderr appended to logPath.
-// A previous (exited) task is deleted first.
-func (r *Runtime) Start(ctx context.Context, id, logPath string) error {
+// Start starts a new task for the container, its stdout and stderr appended to logPath,
+// and returns the start time State will report. A previous (exited) task is deleted first.
+func (r *Runtime) Start(ctx context.Context, id, logPath string) (time.Time, error) {
 	ctx = r.ctx(ctx)
 	c, err := r.c.LoadContainer(ctx, id)
 	if err != nil {
-		return fmt.Errorf("load container %s: %w", id, err)
-	}
-	if t, err := c.Task(ctx, nil); err == nil {
-		if _, err := t.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("delete old task of %s: %w", id, err)
-		}
+		return time.Time{}, fmt.Errorf("load container %s: %w", id, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return fmt.Errorf("log dir: %w", err)
+		return time.Time{}, fmt.Errorf("log dir: %w", err)
 	}
+	// A fresh container (the usual case) has no task: try the create first and deal with an
+	// old task only when there is one.
 	t, err := c.NewTask(ctx, cio.LogFile(logPath))
+	if errdefs.IsAlreadyExists(err) {
+		if old, terr := c.Task(ctx, nil); terr == nil {
+			if _, err := old.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				return time.Time{}, fmt.Errorf("delete old task of %s: %w", id, err)
+			}
+		}
+		t, err = c.NewTask(ctx, cio.LogFile(logPath))
+	}
 	if err != nil {
-		return fmt.Errorf("create task: %w", err)
+		return time.Time{}, fmt.Errorf("create task: %w", err)
 	}
+	// The start time label (for an agent that adopts the container later) is written while
+	// runc starts the process, not after.
+	startedAt := time.Now().UTC().Round(0)
+	labelled := make(chan error, 1)
+	go func() {
+		_, err := c.SetLabels(ctx, map[string]string{LabelStartedAt: startedAt.Format(time.RFC3339Nano)})
+		labelled <- err
+	}()
 	if err := t.Start(ctx); err != nil {
+		<-labelled
 		t.Delete(ctx, client.WithProcessKill)
-		return fmt.Errorf("start task: %w", err)
+		return time.Time{}, fmt.Errorf("start task: %w", err)
 	}
-	if _, err := c.SetLabels(ctx, map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
-		return fmt.Errorf("label container %s: %w", id, err)
+	if err := <-labelled; err != nil {
+		return time.Time{}, fmt.Errorf("label container %s: %w", id, err)
 	}
-	return nil
+	// What State would read back from the label.
+	startedAt, _ = time.Parse(time.RFC3339Nano, startedAt.Format(time.RFC3339Nano))
+	return startedAt, nil
 }
 
 // SetLabels merges labels into the container's.
@@ -189,6 +218,9 @@ func (r *Runtime) SetLabels(ctx context.Context, id string, labels map[string]st
 // State reads the container's task state. A missing container is an error IsNotFound accepts.
 func (r *Runtime) State(ctx context.Context, id string) (State, map[string]string, error) {
 	ctx = r.ctx(ctx)
+	// Two calls: the container's labels and its task. Agents call this for every container
+	// at every sync, so it talks to the services directly rather than through client objects
+	// (which would add two more round trips).
 	info, err := r.c.ContainerService().Get(ctx, id)
 	if err != nil {
 		return State{}, nil, err
@@ -197,29 +229,24 @@ func (r *Runtime) State(ctx context.Context, id string) (State, map[string]strin
 	if ts := info.Labels[LabelStartedAt]; ts != "" {
 		st.StartedAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
-	c, err := r.c.LoadContainer(ctx, id)
+	resp, err := r.c.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
 	if err != nil {
-		return State{}, nil, err
-	}
-	t, err := c.Task(ctx, nil)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
+		if errdefs.IsNotFound(errgrpc.ToNative(err)) {
 			return st, info.Labels, nil
 		}
-		return State{}, nil, err
+		return State{}, nil, errgrpc.ToNative(err)
 	}
-	ts, err := t.Status(ctx)
-	if err != nil {
-		return State{}, nil, err
-	}
-	switch ts.Status {
-	case client.Running, client.Paused, client.Pausing:
+	p := resp.GetProcess()
+	switch p.GetStatus() {
+	case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
 		st.Status = StatusRunning
-		st.Pid = t.Pid()
-	case client.Stopped:
+		st.Pid = p.GetPid()
+	case tasktypes.Status_STOPPED:
 		st.Status = StatusExited
-		st.ExitCode = int(ts.ExitStatus)
-		st.FinishedAt = ts.ExitTime
+		st.ExitCode = int(p.GetExitStatus())
+		if p.GetExitedAt() != nil {
+			st.FinishedAt = p.GetExitedAt().AsTime()
+		}
 	default:
 		st.Status = StatusCreated
 	}
@@ -227,27 +254,20 @@ func (r *Runtime) State(ctx context.Context, id string) (State, map[string]strin
 }
 
 // Wait returns a channel closed when the container's task exits or the wait breaks (for
-// example because containerd restarted); the caller re-reads the state either way.
+// example because containerd restarted, or there is no task); the caller re-reads the state
+// either way.
 func (r *Runtime) Wait(ctx context.Context, id string) (<-chan struct{}, error) {
 	ctx = r.ctx(ctx)
-	c, err := r.c.LoadContainer(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	t, err := c.Task(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	ch, err := t.Wait(ctx)
-	if err != nil {
-		return nil, err
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		select {
-		case <-ch:
-		case <-ctx.Done():
+		_, err := r.c.TaskService().Wait(ctx, &tasks.WaitRequest{ContainerID: id})
+		if err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err)) {
+			// containerd is away: do not have the caller spin on a wait that fails at once.
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 	}()
 	return done, nil

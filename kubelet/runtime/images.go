@@ -61,6 +61,7 @@ func (r *Runtime) Import(ctx context.Context, tarball io.Reader) ([]string, erro
 		if err := img.Unpack(ctx, Snapshotter); err != nil {
 			return names, fmt.Errorf("unpack %s: %w", md.Name, err)
 		}
+		r.images.setUnpacked(md.Target.Digest, true)
 		names = append(names, md.Name)
 	}
 	return names, nil
@@ -96,16 +97,29 @@ func (r *Runtime) Image(ctx context.Context, ref string) (client.Image, error) {
 		}
 		return nil, fmt.Errorf("get image %s: %w", full, err)
 	}
+	// Layers, once unpacked, stay until the image is removed; a create that finds them gone
+	// (removed and imported again) forgets this and comes back here.
+	if r.images.isUnpacked(img.Target().Digest) {
+		return img, nil
+	}
+	if err := r.unpack(ctx, img); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+func (r *Runtime) unpack(ctx context.Context, img client.Image) error {
 	ok, err := img.IsUnpacked(ctx, Snapshotter)
 	if err != nil {
-		return nil, fmt.Errorf("check image %s: %w", full, err)
+		return fmt.Errorf("check image %s: %w", img.Name(), err)
 	}
 	if !ok {
 		if err := img.Unpack(ctx, Snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack %s: %w", full, err)
+			return fmt.Errorf("unpack %s: %w", img.Name(), err)
 		}
 	}
-	return img, nil
+	r.images.setUnpacked(img.Target().Digest, true)
+	return nil
 }
 
 // RemoveImage deletes an image from the store.

@@ -35,6 +35,7 @@ type Runtime struct {
 	c         *client.Client
 	namespace string
 	socket    string
+	images    imageCache
 }
 
 // New connects to containerd at socket and uses the given namespace for everything.

@@ -10,12 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffnet/skiff/controlplane/pki"
 )
@@ -136,13 +132,10 @@ func Up(ctx context.Context, o Options) error {
 	if err := nw.EnsureBridge(); err != nil {
 		return err
 	}
-	for i := 1; i <= o.Nodes; i++ {
-		ns, err := nw.EnsureNode(i)
-		if err != nil {
-			return err
-		}
-		ns.Close()
+	if err := ensureNodes(nw, o.Nodes); err != nil {
+		return err
 	}
+	tNetwork := time.Since(started)
 
 	hostIP := nw.HostIP().String()
 	server := &proc{name: "server", dir: o.runDir(), args: []string{o.Binary, "server",
@@ -156,6 +149,8 @@ func Up(ctx context.Context, o Options) error {
 		"--pod-eviction-timeout", "20s",
 	}}
 	fmt.Fprintf(o.Out, "control plane: starting (log %s)\n", server.logFile())
+	exits := make(chan *proc, 2*(o.Nodes+1))
+	server.exits = exits
 	if err := server.start(); err != nil {
 		return err
 	}
@@ -179,10 +174,13 @@ func Up(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("read join token: %w", err)
 	}
-	fmt.Fprintf(o.Out, "control plane: ready after %.1fs\n", time.Since(started).Seconds())
+	tServer := time.Since(started)
+	fmt.Fprintf(o.Out, "%5.1fs control plane ready\n", tServer.Seconds())
+	oldSlices := dnsSlices(ctx, client)
 
+	var agents []*proc
 	for i := 1; i <= o.Nodes; i++ {
-		a := &proc{name: fmt.Sprintf("agent-%d", i), dir: o.runDir(), netns: nw.nodeNetnsPath(i), args: []string{o.Binary, "agent",
+		a := &proc{name: fmt.Sprintf("agent-%d", i), dir: o.runDir(), netns: nw.nodeNetnsPath(i), exits: exits, args: []string{o.Binary, "agent",
 			"--server", "https://" + net.JoinHostPort(hostIP, "6443"),
 			"--token", strings.TrimSpace(string(token)),
 			"--node-name", nw.NodeName(i),
@@ -190,21 +188,23 @@ func Up(ctx context.Context, o Options) error {
 			"--data-dir", o.nodeDir(i),
 			"--containerd-socket", o.ContainerdSocket,
 			"--service-cidr", o.ServiceCIDR,
-			"--datapath", "--devices", "eth0",
 			"--bpf-pin-dir", filepath.Join(PinRoot, nw.NodeName(i)),
-			"--overlay", "--mtu", "1450",
-			"--dns",
+			// The defaults, spelled out: a local node is a whole node.
+			"--datapath", "--devices", "eth0", "--overlay", "--dns",
 		}}
 		if err := a.start(); err != nil {
 			return err
 		}
 		procs = append(procs, a)
+		agents = append(agents, a)
 	}
 	fmt.Fprintf(o.Out, "nodes: %d agents starting (logs in %s)\n", o.Nodes, o.runDir())
-	if err := waitForNodes(ctx, client, nw, o.Nodes, o.Out); err != nil {
+	if err := waitForNodes(ctx, client, nw, o.Nodes, started, oldSlices, agents, o.Out); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Out, "cluster ready in %.1fs\n", time.Since(started).Seconds())
+	total := time.Since(started)
+	fmt.Fprintf(o.Out, "cluster ready in %.1fs (network %.1fs, control plane %.1fs, nodes %.1fs)\n",
+		total.Seconds(), tNetwork.Seconds(), (tServer - tNetwork).Seconds(), (total - tServer).Seconds())
 	fmt.Fprintf(o.Out, "  kubeconfig: %s   (export SKIFF_KUBECONFIG=%s)\n", o.Kubeconfig(), o.Kubeconfig())
 	fmt.Fprintf(o.Out, "  nodes:      ")
 	for i := 1; i <= o.Nodes; i++ {
@@ -213,99 +213,55 @@ func Up(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "\n  NodePorts answer on every node IP: curl http://%s:<nodePort>/\n", nw.NodeIP(1))
 	fmt.Fprintln(o.Out, "  Ctrl-C stops the cluster; skiff down removes what is left.")
 
-	return supervise(ctx, procs, o.Out)
+	return supervise(ctx, exits, o.Out)
+}
+
+// ensureNodes creates (or repairs) the node namespaces, all at once: each is a handful of
+// netlink calls and two ethtool runs.
+func ensureNodes(nw *Network, n int) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns, err := nw.EnsureNode(i)
+			if err == nil {
+				ns.Close()
+			}
+			errs[i-1] = err
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // supervise restarts a daemon that exits, unless its node namespace was removed (a node
-// taken away on purpose), until ctx ends.
-func supervise(ctx context.Context, procs []*proc, out io.Writer) error {
+// taken away on purpose), until ctx ends. A daemon that ran for less than a few seconds
+// waits a little first, so one that cannot start does not spin.
+func supervise(ctx context.Context, exits <-chan *proc, out io.Writer) error {
 	for {
-		for _, p := range procs {
+		var p *proc
+		select {
+		case <-ctx.Done():
+			return nil
+		case p = <-exits:
+		}
+		if p.netns != "" {
+			if _, err := os.Stat(p.netns); err != nil {
+				continue // the node is gone; leave it gone
+			}
+		}
+		fmt.Fprintf(out, "%s exited (%v); restarting\n", p.name, p.exitErr)
+		if time.Since(p.started) < 5*time.Second {
 			select {
-			case <-p.exited:
-				if ctx.Err() != nil {
-					continue
-				}
-				if p.netns != "" {
-					if _, err := os.Stat(p.netns); err != nil {
-						continue // the node is gone; leave it gone
-					}
-				}
-				fmt.Fprintf(out, "%s exited (%v); restarting\n", p.name, p.exitErr)
-				if err := p.start(); err != nil {
-					fmt.Fprintf(out, "restart %s: %v\n", p.name, err)
-				}
-			default:
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func waitForServer(ctx context.Context, kubeconfig string, server *proc) (kubernetes.Interface, error) {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(kubeconfig); err == nil {
-			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-			if err == nil {
-				cfg.Timeout = 2 * time.Second
-				client, err := kubernetes.NewForConfig(cfg)
-				if err == nil {
-					if _, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err == nil {
-						return client, nil
-					}
-				}
-			}
-		}
-		select {
-		case <-server.exited:
-			return nil, fmt.Errorf("the API server exited (%v): see %s", server.exitErr, server.logFile())
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the API server was not ready within 60s: see %s", server.logFile())
-		}
-	}
-}
-
-func waitForNodes(ctx context.Context, client kubernetes.Interface, nw *Network, n int, out io.Writer) error {
-	deadline := time.Now().Add(120 * time.Second)
-	last := -1
-	for {
-		ready := 0
-		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err == nil {
-			for _, node := range list.Items {
-				if !strings.HasPrefix(node.Name, fmt.Sprintf("skiff-%s-", nw.Cluster)) {
-					continue
-				}
-				for _, c := range node.Status.Conditions {
-					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-						ready++
-					}
-				}
-			}
-		}
-		if ready != last {
-			fmt.Fprintf(out, "nodes: %d/%d ready\n", ready, n)
-			last = ready
-		}
-		if ready >= n {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d nodes became Ready within 120s: see the agent logs in %s", ready, n, filepath.Dir(filepath.Dir(nw.nodeNetnsPath(1))))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if err := p.start(); err != nil {
+			fmt.Fprintf(out, "restart %s: %v\n", p.name, err)
 		}
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,15 +29,24 @@ import (
 
 // e2eCluster is a `skiff up` process and the means to drive it.
 type e2eCluster struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	dataDir string
 	name    string
+	subnet  string
+	root    string // the repo
+	imgDir  string // the test images, built by startCluster
 	up      *exec.Cmd
 	upDone  chan error
 	out     *syncBuffer
 	client  kubernetes.Interface
 	kcfg    string
+	ready   time.Duration // what `skiff up` printed as its time to ready
+
+	mu       sync.Mutex
+	before   hostSnapshot    // the host before up, for the leftover check
+	podUIDs  map[string]bool // every pod seen, so their network namespaces can be checked
+	stopSeen chan struct{}
 }
 
 type syncBuffer struct {
@@ -55,7 +66,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -127,6 +138,112 @@ func (c *e2eCluster) waitReady(selector string, n int, within time.Duration) []c
 	return pods
 }
 
+// nodeIP is the address of node i.
+func (c *e2eCluster) nodeIP(i int) string {
+	return (&Network{Subnet: c.ipnet()}).NodeIP(i).String()
+}
+
+func (c *e2eCluster) ipnet() *net.IPNet {
+	_, n, err := net.ParseCIDR(c.subnet)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return n
+}
+
+func (c *e2eCluster) down() (string, error) {
+	out, err := exec.Command(c.bin, "down", "--name", c.name, "--data-dir", c.dataDir, "--subnet", c.subnet,
+		"--containerd-socket", privtest.ContainerdSocket()).CombinedOutput()
+	return string(out), err
+}
+
+// startCluster builds skiff and the test images, runs `skiff up --nodes 3` in the foreground
+// of its own process, waits for it to say ready, and imports the images.
+func startCluster(t testing.TB, name, subnet string) *e2eCluster {
+	root := repoRoot(t)
+	tmp := t.TempDir()
+	c := &e2eCluster{t: t, bin: filepath.Join(tmp, "skiff"), dataDir: filepath.Join(tmp, "data"), name: name, subnet: subnet,
+		root: root, imgDir: filepath.Join(tmp, "images"), out: &syncBuffer{},
+		podUIDs: map[string]bool{}, stopSeen: make(chan struct{})}
+	build := exec.Command("go", "build", "-o", c.bin, "./cmd/skiff")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build skiff: %v\n%s", err, out)
+	}
+	imgBuild := exec.Command(c.bin, "image", "build", "--out", c.imgDir)
+	imgBuild.Dir = root
+	if out, err := imgBuild.CombinedOutput(); err != nil {
+		t.Fatalf("build images: %v\n%s", err, out)
+	}
+
+	c.before = hostState()
+	c.up = exec.Command(c.bin, "up", "--nodes", "3", "--name", c.name, "--data-dir", c.dataDir, "--subnet", c.subnet,
+		"--containerd-socket", privtest.ContainerdSocket())
+	c.up.Stdout, c.up.Stderr = c.out, c.out
+	if err := c.up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.upDone = make(chan error, 1)
+	go func() { c.upDone <- c.up.Wait() }()
+	t.Cleanup(func() {
+		if c.up.ProcessState == nil {
+			c.up.Process.Signal(syscall.SIGINT)
+			select {
+			case <-c.upDone:
+			case <-time.After(60 * time.Second):
+				c.up.Process.Kill()
+			}
+		}
+		c.down()
+	})
+	c.kcfg = filepath.Join(c.dataDir, "server", "kubeconfig")
+	readyRE := regexp.MustCompile(`cluster ready in ([0-9.]+)s`)
+	c.eventually("cluster ready", 3*time.Minute, func() (bool, string) {
+		select {
+		case err := <-c.upDone:
+			t.Fatalf("skiff up exited: %v\n%s", err, c.out.String())
+		default:
+		}
+		m := readyRE.FindStringSubmatch(c.out.String())
+		if m == nil {
+			return false, ""
+		}
+		secs, _ := strconv.ParseFloat(m[1], 64)
+		c.ready = time.Duration(secs * float64(time.Second))
+		return true, ""
+	})
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	c.client = kubernetes.NewForConfigOrDie(cfg)
+	go c.track()
+	t.Cleanup(func() { close(c.stopSeen) })
+	for _, f := range []string{"echo.tar", "dnsclient.tar"} {
+		c.mustSkiff("image", "import", filepath.Join(c.imgDir, f))
+	}
+	return c
+}
+
+// track records every pod of the cluster while it runs, for the leftover check.
+func (c *e2eCluster) track() {
+	for {
+		if pods, err := c.client.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{}); err == nil {
+			c.mu.Lock()
+			for _, p := range pods.Items {
+				c.podUIDs[string(p.UID)] = true
+			}
+			c.mu.Unlock()
+		}
+		select {
+		case <-c.stopSeen:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // backendsSeen asks the service through the client pod until it has seen want distinct pods.
 func (c *e2eCluster) backendsSeen(url string, want map[string]bool) {
 	c.t.Helper()
@@ -148,60 +265,11 @@ func (c *e2eCluster) backendsSeen(url string, want map[string]bool) {
 
 func TestE2ELocalCluster(t *testing.T) {
 	privtest.Require(t, privtest.Root, privtest.BPF, privtest.Containerd, privtest.Cgroup2)
-	root := repoRoot(t)
-	tmp := t.TempDir()
-	c := &e2eCluster{t: t, bin: filepath.Join(tmp, "skiff"), dataDir: filepath.Join(tmp, "data"), name: "e2e", out: &syncBuffer{}}
-	build := exec.Command("go", "build", "-o", c.bin, "./cmd/skiff")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build skiff: %v\n%s", err, out)
-	}
-	imgDir := filepath.Join(tmp, "images")
-	imgBuild := exec.Command(c.bin, "image", "build", "--out", imgDir)
-	imgBuild.Dir = root
-	if out, err := imgBuild.CombinedOutput(); err != nil {
-		t.Fatalf("build images: %v\n%s", err, out)
-	}
 
-	// 1. skiff up --nodes 3, in the foreground of its own process.
-	c.up = exec.Command(c.bin, "up", "--nodes", "3", "--name", c.name, "--data-dir", c.dataDir, "--subnet", "172.30.9.0/24")
-	c.up.Stdout, c.up.Stderr = c.out, c.out
-	if err := c.up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c.upDone = make(chan error, 1)
-	go func() { c.upDone <- c.up.Wait() }()
-	t.Cleanup(func() {
-		if c.up.ProcessState == nil {
-			c.up.Process.Signal(syscall.SIGINT)
-			select {
-			case <-c.upDone:
-			case <-time.After(60 * time.Second):
-				c.up.Process.Kill()
-			}
-		}
-		exec.Command(c.bin, "down", "--name", c.name, "--data-dir", c.dataDir, "--subnet", "172.30.9.0/24").Run()
-	})
-	c.kcfg = filepath.Join(c.dataDir, "server", "kubeconfig")
-	c.eventually("cluster ready", 3*time.Minute, func() (bool, string) {
-		select {
-		case err := <-c.upDone:
-			t.Fatalf("skiff up exited: %v\n%s", err, c.out.String())
-		default:
-		}
-		return strings.Contains(c.out.String(), "cluster ready in"), ""
-	})
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.client = kubernetes.NewForConfigOrDie(cfg)
-
-	// 2. Images, then the workload.
-	for _, f := range []string{"echo.tar", "dnsclient.tar"} {
-		c.mustSkiff("image", "import", filepath.Join(imgDir, f))
-	}
-	c.mustSkiff("apply", "-f", filepath.Join(root, "testdata", "e2e", "web.yaml"))
+	// 1. skiff up --nodes 3, then the images and the workload.
+	c := startCluster(t, "e2e", "172.30.9.0/24")
+	t.Logf("skiff up: ready in %s", c.ready)
+	c.mustSkiff("apply", "-f", filepath.Join(c.root, "testdata", "e2e", "web.yaml"))
 	pods := c.waitReady("app=web", 3, 2*time.Minute)
 	nodes := map[string]bool{}
 	want := map[string]bool{}
@@ -229,9 +297,9 @@ func TestE2ELocalCluster(t *testing.T) {
 	c.backendsSeen("http://web.default.svc.cluster.local/", want)
 
 	// 4. The NodePort from the host on every node's IP.
-	nw := &Network{Cluster: c.name}
+	nw := &Network{Cluster: c.name, Subnet: c.ipnet()}
 	for i := 1; i <= 3; i++ {
-		url := fmt.Sprintf("http://172.30.9.%d:30080/", 10+i)
+		url := fmt.Sprintf("http://%s:30080/", c.nodeIP(i))
 		c.eventually("NodePort on node "+nw.NodeName(i), 30*time.Second, func() (bool, string) {
 			body, err := get(url)
 			return err == nil && strings.Contains(body, "pod="), fmt.Sprint(body, err)
@@ -260,7 +328,7 @@ func TestE2ELocalCluster(t *testing.T) {
 			default:
 			}
 			sent.Add(1)
-			if _, err := get("http://172.30.9.11:30080/"); err != nil {
+			if _, err := get("http://" + c.nodeIP(1) + ":30080/"); err != nil {
 				failed.Add(1)
 				lastErr.Store(err.Error())
 			}
@@ -277,14 +345,14 @@ func TestE2ELocalCluster(t *testing.T) {
 	t.Logf("rolling update: %d requests, %d failed", sent.Load(), failed.Load())
 
 	// 7. Restart the control plane: no pod restarts.
-	before := podRestarts(t, c.client)
+	restarts := podRestarts(t, c.client)
 	stopPidFile(filepath.Join(c.dataDir, "run", "server.pid"), 10*time.Second)
 	c.eventually("control plane back", time.Minute, func() (bool, string) {
 		_, err := c.client.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
 	})
 	after := podRestarts(t, c.client)
-	for uid, n := range before {
+	for uid, n := range restarts {
 		if m, ok := after[uid]; !ok || m != n {
 			t.Errorf("pod %s: restarts %d -> %d (present %v) after a control plane restart", uid, n, m, ok)
 		}
@@ -304,7 +372,7 @@ func TestE2ELocalCluster(t *testing.T) {
 		return len(ready) == 3, fmt.Sprintf("%d ready", len(ready))
 	})
 	c.eventually("service answers after node loss", 30*time.Second, func() (bool, string) {
-		body, err := get("http://172.30.9.11:30080/")
+		body, err := get("http://" + c.nodeIP(1) + ":30080/")
 		return err == nil && strings.Contains(body, "pod="), fmt.Sprint(body, err)
 	})
 
@@ -318,16 +386,11 @@ func TestE2ELocalCluster(t *testing.T) {
 	case <-time.After(90 * time.Second):
 		t.Fatal("skiff up did not stop within 90s of Ctrl-C")
 	}
-	if out, err := exec.Command(c.bin, "down", "--name", c.name, "--data-dir", c.dataDir, "--subnet", "172.30.9.0/24").CombinedOutput(); err != nil {
+	if out, err := c.down(); err != nil {
 		t.Fatalf("skiff down: %v\n%s", err, out)
 	}
-	leftovers, _ := filepath.Glob("/run/netns/skiff-" + c.name + "-*")
-	pins, _ := filepath.Glob(filepath.Join(PinRoot, "skiff-"+c.name+"-*"))
-	if len(leftovers)+len(pins) > 0 {
-		t.Errorf("left behind: netns %v, pins %v", leftovers, pins)
-	}
-	if _, err := os.Stat("/sys/class/net/" + nw.BridgeName()); err == nil {
-		t.Errorf("bridge %s left behind", nw.BridgeName())
+	for _, l := range c.leftovers() {
+		t.Errorf("skiff down left behind: %s", l)
 	}
 }
 

@@ -199,11 +199,26 @@ func (n *Network) Teardown() error {
 			}
 		}
 	}
-	for _, r := range n.Ranges {
-		h.RouteDel(&netlink.Route{Dst: r, Type: unix.RTN_UNREACHABLE})
+	// The unreachable routes are the same for every local cluster: they stay while another
+	// one is up, or its pod and service ranges would leak out of the host's default route.
+	if !n.otherClusterUp(h) {
+		for _, r := range n.Ranges {
+			h.RouteDel(&netlink.Route{Dst: r, Type: unix.RTN_UNREACHABLE})
+		}
 	}
 	return errors.Join(errs...)
 }
 
 // nodeNetnsPath is what nsenter takes to run a process inside node i.
 func (n *Network) nodeNetnsPath(i int) string { return filepath.Join(netns.Dir, n.NodeName(i)) }
+
+// otherClusterUp reports whether the bridge of another local cluster exists.
+func (n *Network) otherClusterUp(h *netlink.Handle) bool {
+	links, _ := h.LinkList()
+	for _, l := range links {
+		if name := l.Attrs().Name; strings.HasPrefix(name, "skbr-") && name != n.BridgeName() && l.Type() == "bridge" {
+			return true
+		}
+	}
+	return false
+}

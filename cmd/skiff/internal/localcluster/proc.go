@@ -16,10 +16,12 @@ import (
 // pid in a pid file, and stopped by that pid (never by name).
 type proc struct {
 	name    string
-	args    []string // argv, args[0] the binary
-	netns   string   // path of a netns to run in (through nsenter), or ""
-	dir     string   // where the log and pid files go
+	args    []string     // argv, args[0] the binary
+	netns   string       // path of a netns to run in (through nsenter), or ""
+	dir     string       // where the log and pid files go
+	exits   chan<- *proc // if set, hears the proc each time it exits
 	cmd     *exec.Cmd
+	started time.Time
 	exited  chan struct{}
 	exitErr error
 }
@@ -51,14 +53,18 @@ func (p *proc) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
-	p.cmd = cmd
-	p.exited = make(chan struct{})
+	p.cmd, p.started = cmd, time.Now()
+	exited := make(chan struct{})
+	p.exited = exited
 	if err := os.WriteFile(p.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
 		return err
 	}
 	go func() {
 		p.exitErr = cmd.Wait()
-		close(p.exited)
+		close(exited)
+		if p.exits != nil {
+			p.exits <- p
+		}
 	}()
 	return nil
 }
