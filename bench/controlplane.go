@@ -148,7 +148,7 @@ func RunControlPlane(ctx context.Context, cfg ControlPlaneConfig) (string, error
 	p("scheduler done: %.0f pods/s", s.rate)
 
 	// 3. Network programming latency.
-	np, note, err := benchProgramming(ctx, client, ns, cfg)
+	np, ep, note, err := benchProgramming(ctx, client, ns, cfg)
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("network programming: %w", err)
@@ -156,6 +156,8 @@ func RunControlPlane(ctx context.Context, cfg ControlPlaneConfig) (string, error
 		fmt.Fprintf(&b, "| network programming latency | – | – | – | – | – |\n\n%s\n", note)
 	default:
 		row(fmt.Sprintf("network programming: Service+EndpointSlice write to maps on all %d nodes", min(cfg.Nodes, 4)), np)
+		row(fmt.Sprintf("network programming: endpoint added to an EndpointSlice, to maps on all %d nodes", min(cfg.Nodes, 4)), ep)
+		p("network programming done: p50 %.1f ms new service, %.1f ms endpoint change", np.p50, ep.p50)
 	}
 	return b.String(), nil
 }
@@ -220,11 +222,12 @@ func benchScheduler(ctx context.Context, client kubernetes.Interface, ns string,
 }
 
 // benchProgramming simulates up to 4 nodes, each a netns with its own datapath (own pin dir)
-// and reconciler following the API, and times Service+EndpointSlice creation to the moment the
-// frontend with all its backends is in every node's maps.
-func benchProgramming(ctx context.Context, client kubernetes.Interface, ns string, cfg ControlPlaneConfig) (latStat, string, error) {
+// and reconciler following the API, and times two changes to the moment every node's maps
+// show them: a new Service+EndpointSlice (the frontend with all its backends), and one more
+// endpoint written into that EndpointSlice.
+func benchProgramming(ctx context.Context, client kubernetes.Interface, ns string, cfg ControlPlaneConfig) (created, changed latStat, note string, err error) {
 	if os.Geteuid() != 0 {
-		return latStat{}, "Network programming latency needs root and BPF (simulated nodes are netns with their own datapath): skipped.", nil
+		return latStat{}, latStat{}, "Network programming latency needs root and BPF (simulated nodes are netns with their own datapath): skipped.", nil
 	}
 	id := RandomID()
 	type node struct {
@@ -243,7 +246,7 @@ func benchProgramming(ctx context.Context, client kubernetes.Interface, ns strin
 	for i := 0; i < min(cfg.Nodes, 4); i++ {
 		nns, err := netns.Create(fmt.Sprintf("skbcp%s%d", id, i))
 		if err != nil {
-			return latStat{}, "", err
+			return latStat{}, latStat{}, "", err
 		}
 		var dp *datapath.Datapath
 		err = nns.Do(func() error {
@@ -255,13 +258,39 @@ func benchProgramming(ctx context.Context, client kubernetes.Interface, ns strin
 		})
 		if err != nil {
 			nns.Delete()
-			return latStat{}, "", fmt.Errorf("datapath on simulated node %d: %w", i, err)
+			return latStat{}, latStat{}, "", fmt.Errorf("datapath on simulated node %d: %w", i, err)
 		}
 		nodes = append(nodes, node{nns, dp})
 		go datapath.RunReconciler(rctx, client, dp)
 	}
-	h := newHist()
+	// inMaps waits until every node has frontend addr with want backends.
+	inMaps := func(name, addr string, want int) error {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+			all := true
+			for _, n := range nodes {
+				fes, err := n.dp.Maps().Frontends()
+				if err != nil {
+					return err
+				}
+				found := false
+				for _, fe := range fes {
+					if fe.Address == addr && fe.Count == want {
+						found = true
+					}
+				}
+				all = all && found
+			}
+			if all {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("service %s (%s) with %d backends not in every node's maps after 30s", name, addr, want)
+			}
+		}
+	}
+	h, hc := newHist(), newHist()
 	start := time.Now()
+	var changeTime time.Duration
 	ready := true
 	for i := 0; i < cfg.Changes; i++ {
 		name := fmt.Sprintf("np-%04d", i)
@@ -269,7 +298,7 @@ func benchProgramming(ctx context.Context, client kubernetes.Interface, ns strin
 		svc, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}}, metav1.CreateOptions{})
 		if err != nil {
-			return latStat{}, "", fmt.Errorf("create service: %w", err)
+			return latStat{}, latStat{}, "", fmt.Errorf("create service: %w", err)
 		}
 		pn, proto, port := "http", corev1.ProtocolTCP, int32(8080)
 		var eps []discoveryv1.Endpoint
@@ -277,37 +306,33 @@ func benchProgramming(ctx context.Context, client kubernetes.Interface, ns strin
 			eps = append(eps, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.244.%d.%d", i, j+2)},
 				Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
 		}
-		if _, err := client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		slice, err := client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Name: name + "-x", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
 			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps,
 			Ports: []discoveryv1.EndpointPort{{Name: &pn, Protocol: &proto, Port: &port}},
-		}, metav1.CreateOptions{}); err != nil {
-			return latStat{}, "", fmt.Errorf("create endpointslice: %w", err)
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return latStat{}, latStat{}, "", fmt.Errorf("create endpointslice: %w", err)
 		}
 		want := net.JoinHostPort(svc.Spec.ClusterIP, "80")
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-			all := true
-			for _, n := range nodes {
-				fes, err := n.dp.Maps().Frontends()
-				if err != nil {
-					return latStat{}, "", err
-				}
-				found := false
-				for _, fe := range fes {
-					if fe.Address == want && fe.Count == 3 {
-						found = true
-					}
-				}
-				all = all && found
-			}
-			if all {
-				break
-			}
-			if time.Now().After(deadline) {
-				return latStat{}, "", fmt.Errorf("service %s (%s) not in every node's maps after 30s", name, want)
-			}
+		if err := inMaps(name, want, 3); err != nil {
+			return latStat{}, latStat{}, "", err
 		}
 		h.RecordValue(int64(time.Since(t0)))
+
+		// The endpoint change: a fourth backend in the same slice.
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.244.%d.5", i)},
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+		t1 := time.Now()
+		if _, err := client.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
+			return latStat{}, latStat{}, "", fmt.Errorf("update endpointslice: %w", err)
+		}
+		if err := inMaps(name, want, 4); err != nil {
+			return latStat{}, latStat{}, "", err
+		}
+		d := time.Since(t1)
+		hc.RecordValue(int64(d))
+		changeTime += d
 	}
-	return stat(h, time.Since(start)), "", nil
+	return stat(h, time.Since(start)-changeTime), stat(hc, changeTime), "", nil
 }

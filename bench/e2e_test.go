@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,9 +74,54 @@ func TestE2EBenchControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + out)
-	for _, want := range []string{"create ConfigMap", "schedule 10 pods", "network programming: Service+EndpointSlice write to maps on all 2 nodes"} {
+	for _, want := range []string{"create ConfigMap", "schedule 10 pods", "network programming: Service+EndpointSlice write to maps on all 2 nodes",
+		"network programming: endpoint added to an EndpointSlice, to maps on all 2 nodes"} {
 		if !bytes.Contains([]byte(out), []byte(want)) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+}
+
+// TestE2EIptablesUntimedLoad: the rules LoadUntimed puts in (used to measure iptables-nft's
+// packet path when kube-proxy's own --noflush load does not finish) are exactly the ones a
+// finished FullSync leaves.
+func TestE2EIptablesUntimedLoad(t *testing.T) {
+	privtest.Require(t, privtest.Root)
+	topo, err := NewTopology("skbt", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer topo.Close()
+	env := &Env{Topo: topo, IptablesBackend: "nft", Ctx: t.Context()}
+	set, _ := NewServiceSet(50, 3)
+	m := &iptablesMode{name: ModeIptables}
+	if err := m.Setup(env, set.N, set.B); err != nil {
+		t.Fatal(err)
+	}
+	save := func() string {
+		out, err := runIn(env, nil, m.save)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keep []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	if err := m.FullSync(set); err != nil {
+		t.Fatal(err)
+	}
+	want := save()
+	if err := m.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.LoadUntimed(set); err != nil {
+		t.Fatal(err)
+	}
+	if got := save(); got != want {
+		t.Errorf("rules after LoadUntimed differ from a FullSync's:\n got:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -107,7 +108,14 @@ func (m *iptablesMode) LoadUntimed(set *ServiceSet) (string, error) {
 	if _, err := runIn(m.env, IptablesRestore(set.Services, set.Slices, ClusterCIDR, nil), m.restore, "-w", "5", "--counters"); err != nil {
 		return "", err
 	}
-	if _, err := runIn(m.env, IptablesJumps(), m.restore, "-w", "5", "--noflush"); err != nil {
+	// Without their chain declarations, which under --noflush would flush KUBE-SERVICES again.
+	var jumps []string
+	for _, line := range strings.Split(string(IptablesJumps()), "\n") {
+		if !strings.HasPrefix(line, ":") {
+			jumps = append(jumps, line)
+		}
+	}
+	if _, err := runIn(m.env, []byte(strings.Join(jumps, "\n")), m.restore, "-w", "5", "--noflush"); err != nil {
 		return "", err
 	}
 	m.chains = now

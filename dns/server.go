@@ -178,8 +178,10 @@ func srvAddr(srv *mdns.Server) string {
 }
 
 // udpSockets is how many SO_REUSEPORT UDP sockets share each listen
-// address: one read loop per CPU keeps every core busy under load.
-var udpSockets = runtime.NumCPU()
+// address: one read loop per CPU keeps every core busy under load. Past 16
+// a node's DNS is not the bottleneck, and every loop keeps its own packed
+// answers.
+var udpSockets = min(runtime.NumCPU(), 16)
 
 // listeners are the sockets of one listen address.
 type listeners struct {

@@ -43,6 +43,7 @@ type udpConn struct {
 
 const (
 	packedCacheSize = 8192 // answers per read loop; about 1 MB with typical sizes
+	recvBatchSize   = 16   // datagrams per recvmmsg
 	optLen          = 11   // a bare OPT record: root, type, class, TTL, RDLENGTH
 	headerLen       = 12
 )
@@ -59,8 +60,6 @@ type packedAnswer struct {
 type udpLoop struct {
 	s     *Server
 	u     *udpConn
-	in    []byte
-	oob   []byte
 	out   []byte
 	soob  []byte
 	cache map[string]*packedAnswer
@@ -70,8 +69,6 @@ func (s *Server) newUDPLoop(u *udpConn) *udpLoop {
 	return &udpLoop{
 		s:     s,
 		u:     u,
-		in:    make([]byte, readUDPSize),
-		oob:   make([]byte, 128),
 		out:   make([]byte, 0, readUDPSize),
 		soob:  make([]byte, 0, 64),
 		cache: make(map[string]*packedAnswer),
@@ -82,8 +79,14 @@ func (s *Server) newUDPLoop(u *udpConn) *udpLoop {
 // queries are tracked by async.
 func (s *Server) serveUDP(u *udpConn, async *sync.WaitGroup) {
 	l := s.newUDPLoop(u)
+	rc, err := u.c.SyscallConn()
+	if err != nil {
+		s.log.Error("dns: udp socket", "addr", u.c.LocalAddr(), "err", err)
+		return
+	}
+	batch := newRecvBatch(rc, recvBatchSize, readUDPSize, 128)
 	for {
-		n, oobn, flags, from, err := u.c.ReadMsgUDPAddrPort(l.in, l.oob)
+		n, err := batch.recv()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -94,16 +97,19 @@ func (s *Server) serveUDP(u *udpConn, async *sync.WaitGroup) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if flags&syscall.MSG_TRUNC != 0 {
-			// Larger than any query we accept: cut, so it cannot parse.
-			s.m.dropped.WithLabelValues("oversized").Inc()
-			continue
+		for i := range n {
+			b, trunc, from, oob := batch.packet(i)
+			if trunc {
+				// Larger than any query we accept: cut, so it cannot parse.
+				s.m.dropped.WithLabelValues("oversized").Inc()
+				continue
+			}
+			var dst netip.Addr
+			if u.pktinfo {
+				dst = pktinfoDst(oob)
+			}
+			l.packet(b, from, dst, async)
 		}
-		var dst netip.Addr
-		if u.pktinfo {
-			dst = pktinfoDst(l.oob[:oobn])
-		}
-		l.packet(l.in[:n], from, dst, async)
 	}
 }
 

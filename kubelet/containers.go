@@ -52,8 +52,11 @@ func (w *podWorker) launch(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	w.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	// What State would say now, without asking: the first status can go out at once. An
 	// exit right after the start is the exit waiter's news.
+	// A container this agent made is not one to adopt: its history is what r holds, and the
+	// readiness its probes find must not be overwritten by an older status from the API.
 	w.mu.Lock()
 	r.exists = true
+	r.adopted = true
 	r.state = runtime.State{Status: runtime.StatusRunning, StartedAt: startedAt}
 	w.mu.Unlock()
 	return nil

@@ -271,11 +271,21 @@ func TestE2EReadinessAndLiveness(t *testing.T) {
 	n := cl.node(t, Config{ProbeUnit: 250 * time.Millisecond})
 	p := echoPod("default", "probed", n.Name)
 	c := &p.Spec.Containers[0]
-	c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1, FailureThreshold: 1}
+	// Timeouts of 20 units (5 s): an exec probe is a runc exec, which takes longer than one
+	// shortened unit on a busy machine, and a probe timeout is a failure.
+	c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 20}
 	// Liveness: an exec probe on a file the test removes.
-	c.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/echo", "test", "/echo"}}}, PeriodSeconds: 1, FailureThreshold: 2}
-	c.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9000)}}, PeriodSeconds: 1, FailureThreshold: 30}
+	c.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/echo", "test", "/echo"}}}, PeriodSeconds: 1, FailureThreshold: 2, TimeoutSeconds: 20}
+	c.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9000)}}, PeriodSeconds: 1, FailureThreshold: 30, TimeoutSeconds: 20}
 	p = cl.createPod(t, p)
+	t.Cleanup(func() {
+		if t.Failed() {
+			evs, _ := cl.Client.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+			for _, e := range evs.Items {
+				t.Logf("event %s %s: %s (x%d)", e.Type, e.Reason, e.Message, e.Count)
+			}
+		}
+	})
 	p = waitPod(t, cl.Client, p.Namespace, p.Name, podTimeout, "Ready", running)
 	if s := ctrStatus(p, "echo"); s.Started == nil || !*s.Started {
 		t.Fatalf("started not set: %+v", s)

@@ -108,7 +108,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, ri *reqInfo) {
 			if _, err := w.Write(append(data, '\n')); err != nil {
 				return
 			}
-			if flusher != nil {
+			// In a burst (a scheduler binding thousands of pods) the events queue up: send
+			// them in one flush when the queue runs dry, not one write per event.
+			if flusher != nil && (len(wi.ResultChan()) == 0 || ev.Type == watch.Error) {
 				flusher.Flush()
 			}
 			if ev.Type == watch.Error {

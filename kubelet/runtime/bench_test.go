@@ -40,6 +40,16 @@ func BenchmarkStart(b *testing.B) {
 		b.Fatal(err)
 	}
 	f.Close()
+	defer func() {
+		// Leave nothing in the shared containerd.
+		imgs, _ := rt.Images(ctx)
+		for _, im := range imgs {
+			rt.RemoveImage(ctx, im.Name)
+		}
+		if err := rt.Client().NamespaceService().Delete(ctx, rt.Namespace()); err != nil {
+			b.Logf("delete containerd namespace %s: %v", rt.Namespace(), err)
+		}
+	}()
 	for _, n := range []int{1, 50} {
 		b.Run(fmt.Sprintf("concurrent=%d", n), func(b *testing.B) {
 			var creates, starts, totals []time.Duration
