@@ -28,10 +28,11 @@ func (s *Server) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 	} else {
 		resp, _ = s.answer(r, udp, true)
 	}
+	s.m.answered(r, resp.Rcode)
 	if err := w.WriteMsg(resp); err != nil {
 		s.log.Debug("dns: write answer", "client", w.RemoteAddr(), "err", err)
 	}
-	s.m.observe(r, resp.Rcode, start)
+	s.m.took(start)
 }
 
 // refuseRateLimited answers a client over its rate limit. REFUSED with no

@@ -123,13 +123,18 @@ func adoptExisting(m *metrics, mine, existing prometheus.Collector) error {
 	return nil
 }
 
-// observe counts one answered query and its latency since start.
-func (m *metrics) observe(r *mdns.Msg, rcode int, start time.Time) {
+// answered counts one query by type and rcode. It is called before the
+// answer is written, so that whoever has the answer sees it counted.
+func (m *metrics) answered(r *mdns.Msg, rcode int) {
 	var qtype uint16
 	if len(r.Question) > 0 {
 		qtype = r.Question[0].Qtype
 	}
 	m.count(qtype, rcode)
+}
+
+// took records the time from a parsed query to its written answer.
+func (m *metrics) took(start time.Time) {
 	m.duration.Observe(time.Since(start).Seconds())
 }
 

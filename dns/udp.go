@@ -135,10 +135,10 @@ func (l *udpLoop) packet(b []byte, from netip.AddrPort, dst netip.Addr, async *s
 	if plain {
 		e := l.cache[string(b[headerLen:qend])]
 		if e != nil && e.gen == s.idx.gen.Load() && len(e.wire)+opt.len() <= opt.limit() {
-			l.write(l.fastReply(e, b, opt), from, dst)
 			s.m.packedHits.Inc()
 			s.m.count(e.qtype, e.rcode)
-			s.m.duration.Observe(time.Since(start).Seconds())
+			l.write(l.fastReply(e, b, opt), from, dst)
+			s.m.took(start)
 			return
 		}
 	}
@@ -150,14 +150,16 @@ func (l *udpLoop) slow(b []byte, from netip.AddrPort, dst netip.Addr, start time
 	s := l.s
 	req, rej := acceptQuery(b)
 	if rej != nil {
+		s.m.answered(rej, rej.Rcode)
 		l.write(l.pack(rej), from, dst)
-		s.m.observe(rej, rej.Rcode, start)
+		s.m.took(start)
 		return
 	}
 	if !allowed {
 		resp := s.refuseRateLimited(req)
+		s.m.answered(req, resp.Rcode)
 		l.write(l.pack(resp), from, dst)
-		s.m.observe(req, resp.Rcode, start)
+		s.m.took(start)
 		return
 	}
 	gen := s.idx.gen.Load() // before the lookups, see index.gen
@@ -169,8 +171,9 @@ func (l *udpLoop) slow(b []byte, from netip.AddrPort, dst netip.Addr, start time
 			// As many queries as MaxForwards already wait on upstreams.
 			resp = new(mdns.Msg)
 			resp.SetRcode(req, mdns.RcodeServerFailure)
+			s.m.answered(req, resp.Rcode)
 			l.write(l.pack(resp), from, dst)
-			s.m.observe(req, resp.Rcode, start)
+			s.m.took(start)
 			return
 		}
 		async.Add(1)
@@ -183,13 +186,15 @@ func (l *udpLoop) slow(b []byte, from netip.AddrPort, dst netip.Addr, start time
 				s.log.Warn("dns: pack answer", "question", req.Question, "err", err)
 				return
 			}
+			s.m.answered(req, resp.Rcode)
 			writeUDP(l.u, out, from, dst, make([]byte, 0, 64), s)
-			s.m.observe(req, resp.Rcode, start)
+			s.m.took(start)
 		}()
 		return
 	}
+	s.m.answered(req, resp.Rcode)
 	l.write(l.pack(resp), from, dst)
-	s.m.observe(req, resp.Rcode, start)
+	s.m.took(start)
 	if st.cacheable {
 		if qend, _, plain := parsePlainQuery(b); plain {
 			l.remember(b[headerLen:qend], resp, gen, req.Question[0].Qtype)

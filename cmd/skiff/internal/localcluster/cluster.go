@@ -236,32 +236,43 @@ func ensureNodes(nw *Network, n int) error {
 	return errors.Join(errs...)
 }
 
+// restartDelay is how long supervise waits before it restarts a daemon: long enough for
+// whoever stopped an agent on purpose to remove its node namespace too (a node taken away),
+// and for a daemon that cannot start not to spin.
+const restartDelay = time.Second
+
 // supervise restarts a daemon that exits, unless its node namespace was removed (a node
-// taken away on purpose), until ctx ends. A daemon that ran for less than a few seconds
-// waits a little first, so one that cannot start does not spin.
+// taken away on purpose), until ctx ends. Restarts happen here, never after it returns, so
+// Up's stopping of the daemons does not race one.
 func supervise(ctx context.Context, exits <-chan *proc, out io.Writer) error {
+	due := make(chan *proc)
 	for {
-		var p *proc
 		select {
 		case <-ctx.Done():
 			return nil
-		case p = <-exits:
-		}
-		if p.netns != "" {
-			if _, err := os.Stat(p.netns); err != nil {
-				continue // the node is gone; leave it gone
+		case p := <-exits:
+			fmt.Fprintf(out, "%s exited (%v)\n", p.name, p.exitErr)
+			go func() {
+				select {
+				case <-ctx.Done():
+				case <-time.After(restartDelay):
+					select {
+					case due <- p:
+					case <-ctx.Done():
+					}
+				}
+			}()
+		case p := <-due:
+			if p.netns != "" {
+				if _, err := os.Stat(p.netns); err != nil {
+					fmt.Fprintf(out, "%s: its node namespace is gone; not restarting\n", p.name)
+					continue
+				}
 			}
-		}
-		fmt.Fprintf(out, "%s exited (%v); restarting\n", p.name, p.exitErr)
-		if time.Since(p.started) < 5*time.Second {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
+			fmt.Fprintf(out, "restarting %s\n", p.name)
+			if err := p.start(); err != nil {
+				fmt.Fprintf(out, "restart %s: %v\n", p.name, err)
 			}
-		}
-		if err := p.start(); err != nil {
-			fmt.Fprintf(out, "restart %s: %v\n", p.name, err)
 		}
 	}
 }

@@ -186,6 +186,9 @@ func startCluster(t testing.TB, name, subnet string) *e2eCluster {
 	c.upDone = make(chan error, 1)
 	go func() { c.upDone <- c.up.Wait() }()
 	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs()
+		}
 		if c.up.ProcessState == nil {
 			c.up.Process.Signal(syscall.SIGINT)
 			select {
@@ -224,6 +227,21 @@ func startCluster(t testing.TB, name, subnet string) *e2eCluster {
 		c.mustSkiff("image", "import", filepath.Join(c.imgDir, f))
 	}
 	return c
+}
+
+// dumpLogs puts the end of every daemon's log into the test output: the data dir goes with
+// the test.
+func (c *e2eCluster) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(c.dataDir, "run", "*.log"))
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		lines = lines[max(0, len(lines)-60):]
+		c.t.Logf("--- last %d lines of %s:\n%s", len(lines), filepath.Base(f), strings.Join(lines, "\n"))
+	}
 }
 
 // track records every pod of the cluster while it runs, for the leftover check.

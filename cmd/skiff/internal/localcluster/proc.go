@@ -21,7 +21,6 @@ type proc struct {
 	dir     string       // where the log and pid files go
 	exits   chan<- *proc // if set, hears the proc each time it exits
 	cmd     *exec.Cmd
-	started time.Time
 	exited  chan struct{}
 	exitErr error
 }
@@ -53,7 +52,7 @@ func (p *proc) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
-	p.cmd, p.started = cmd, time.Now()
+	p.cmd = cmd
 	exited := make(chan struct{})
 	p.exited = exited
 	if err := os.WriteFile(p.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
