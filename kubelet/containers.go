@@ -357,8 +357,12 @@ func (w *podWorker) status(pod *corev1.Pod, netReady bool) corev1.PodStatus {
 
 // pushStatus writes the status if it changed.
 func (w *podWorker) pushStatus(ctx context.Context, pod *corev1.Pod, st corev1.PodStatus) {
+	// Compare with what we last wrote only while the informer has not caught up with that
+	// write. Once it shows a newer object, someone else may have changed the status (the node
+	// lifecycle controller marks pods NotReady when the node's lease lapses), and that is
+	// what must be corrected.
 	cmp := pod.Status
-	if w.lastSent != nil {
+	if w.lastSent != nil && resourceVersion(pod) <= w.lastRV {
 		cmp = *w.lastSent
 	}
 	if !statusChanged(cmp, st) {
@@ -367,14 +371,14 @@ func (w *podWorker) pushStatus(ctx context.Context, pod *corev1.Pod, st corev1.P
 	pods := w.a.client.CoreV1().Pods(pod.Namespace)
 	p := pod.DeepCopy()
 	p.Status = st
-	_, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	out, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	if err != nil && apierrors.IsConflict(err) {
 		cur, gerr := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if gerr == nil && cur.UID == pod.UID {
 			// Recompute against the current object so conditions others own are kept.
 			st = w.status(cur, w.netReady)
 			cur.Status = st
-			_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+			out, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		}
 	}
 	if err != nil {
@@ -384,10 +388,20 @@ func (w *podWorker) pushStatus(ctx context.Context, pod *corev1.Pod, st corev1.P
 		w.lastSent = nil
 		return
 	}
-	w.lastSent = &st
+	w.lastSent, w.lastRV = &st, resourceVersion(out)
 	if st.Phase == corev1.PodRunning && podReadyStatus(st) {
 		w.a.trace(pod.UID, stepReady)
 	}
+}
+
+// resourceVersion is the object's etcd revision (skiff's resourceVersion is the ModRevision),
+// 0 if it is not a number.
+func resourceVersion(p *corev1.Pod) int64 {
+	if p == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(p.ResourceVersion, 10, 64)
+	return n
 }
 
 func podReadyStatus(st corev1.PodStatus) bool {

@@ -56,7 +56,7 @@ func loadOrJoin(ctx context.Context, server, joinToken, node string, addrs []str
 		pool = x509.NewCertPool()
 		pool.AppendCertsFromPEM([]byte(saved.CAPEM))
 	}
-	c, err := join(ctx, server, token, node, addrs, pool)
+	c, err := joinRetrying(ctx, server, token, node, addrs, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +74,30 @@ func loadOrJoin(ctx context.Context, server, joinToken, node string, addrs []str
 	}
 	return c, nil
 }
+
+// joinRetrying joins, retrying while the server cannot be reached (an agent may start before
+// its server listens, as under `skiff up`); answers from the server are final.
+func joinRetrying(ctx context.Context, server, token, node string, addrs []string, pool *x509.CertPool) (*Credentials, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		c, err := join(ctx, server, token, node, addrs, pool)
+		var unreachable *joinUnreachableError
+		if err == nil || !errors.As(err, &unreachable) || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// joinUnreachableError is a join that never got an answer from the server.
+type joinUnreachableError struct{ err error }
+
+func (e *joinUnreachableError) Error() string { return e.err.Error() }
+func (e *joinUnreachableError) Unwrap() error { return e.err }
 
 // join posts to /skiff/v1/join. Without a known CA the first join cannot verify the server
 // (the join token is the shared secret); the CA it returns then must verify the server, and
@@ -95,7 +119,7 @@ func join(ctx context.Context, server, token, node string, addrs []string, pool 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("join %s: %w", server, err)
+		return nil, &joinUnreachableError{fmt.Errorf("join %s: %w", server, err)}
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -90,6 +90,12 @@ func (a *Agent) onNode(o any) {
 		return
 	}
 	a.log.Info("pod CIDR assigned", "cidr", cidr)
+	// The node is Ready from this moment: say so now rather than at the next status tick.
+	go func() {
+		if err := a.updateNodeStatus(a.ctx); err != nil && a.ctx.Err() == nil {
+			a.log.Warn("update node status", "err", err)
+		}
+	}()
 	a.mu.Lock()
 	for _, w := range a.workers {
 		w.kick()

@@ -49,6 +49,7 @@ type podWorker struct {
 	vols      map[string]string
 	terminal  bool
 	lastSent  *corev1.PodStatus
+	lastRV    int64 // resourceVersion our last status write produced
 	podReason string
 	podMsg    string
 	lastEvent map[string]string

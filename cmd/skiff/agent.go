@@ -59,7 +59,7 @@ func newAgentCmd() *cobra.Command {
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "pod CIDR to claim if the Node has none assigned")
 	f.StringVar(&cfg.ClusterDNS, "cluster-dns", "10.96.0.10", "cluster DNS IP for pods' resolv.conf")
 	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "cluster DNS zone")
-	f.IntVar(&cfg.MTU, "mtu", 1500, "pod veth MTU (default 1450 with --overlay, else 1500)")
+	f.IntVar(&cfg.MTU, "mtu", 1500, "pod veth MTU (1450 with --overlay unless set)")
 	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pod capacity of the node")
 	// The agent is a whole node by default, as in k3s: service load balancing, the overlay and
 	// the cluster DNS run in this one process. Turn a part off with --datapath=false etc.
