@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiffnet/skiff/controlplane/scheduler"
-	"github.com/skiffnet/skiff/controlplane/server"
 	"github.com/skiffnet/skiff/datapath"
 	"github.com/skiffnet/skiff/datapath/netns"
 )
@@ -71,33 +70,11 @@ func RunControlPlane(ctx context.Context, cfg ControlPlaneConfig) (string, error
 		cfg.Progress = io.Discard
 	}
 	p := func(f string, a ...any) { fmt.Fprintf(cfg.Progress, "controlplane: "+f+"\n", a...) }
-	dir, err := os.MkdirTemp("", "skiff-bench-cp-")
+	srv, client, stop, err := startAPIServer(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dir)
-	srv, err := server.New(server.Config{DataDir: dir, Listen: "127.0.0.1:0", AdvertiseAddress: "127.0.0.1"})
-	if err != nil {
-		return "", fmt.Errorf("control plane: %w", err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		done <- err
-		return "", fmt.Errorf("control plane stopped before it was ready: %w", err)
-	case <-time.After(90 * time.Second):
-		return "", errors.New("control plane not ready after 90s")
-	}
-	rc := srv.AdminConfig()
-	rc.QPS, rc.Burst = 5000, 10000
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return "", err
-	}
+	defer stop()
 	p("API server ready at %s", srv.URL())
 	const ns = "bench-cp"
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

@@ -15,8 +15,6 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/skiffnet/skiff/dns"
 )
@@ -70,14 +68,20 @@ func RunDNS(ctx context.Context, cfg DNSConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var objs []runtime.Object
-	for i := range set.Services {
-		objs = append(objs, set.Services[i], set.Slices[i])
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The DNS server follows a real API server, as on a node.
+	_, client, stop, err := startAPIServer(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer stop()
+	fmt.Fprintf(cfg.Progress, "dns: creating %d services and their endpoint slices\n", len(set.Services))
+	if err := createServices(ctx, client, set); err != nil {
+		return "", err
+	}
 	srv, err := dns.New(dns.Config{
-		Client:     fake.NewClientset(objs...),
+		Client:     client,
 		Listen:     []string{"127.0.0.1:0"},
 		Upstreams:  []string{},
 		Pods:       dns.PodsDisabled,

@@ -70,14 +70,17 @@ func (rep *Report) WriteDir(dir string) error {
 		return err
 	}
 	var plots []string
-	for _, pl := range []struct{ metric, file, ylabel string }{
-		{"rr_p50_us", "rr_latency_p50.png", "persistent TCP p50 latency (µs)"},
-		{"rr_p99_us", "rr_latency_p99.png", "persistent TCP p99 latency (µs)"},
-		{"crr_rate", "crr_rate.png", "new connections per second"},
-		{"crr_p50_us", "crr_latency_p50.png", "new connection p50 latency (µs)"},
-		{"sync_full_ms", "sync_full.png", "full sync of N services (ms)"},
+	for _, pl := range []struct {
+		metric, file, ylabel string
+		logY                 bool
+	}{
+		{"rr_p50_us", "rr_latency_p50.png", "persistent TCP p50 latency (µs)", false},
+		{"rr_p99_us", "rr_latency_p99.png", "persistent TCP p99 latency (µs)", false},
+		{"crr_rate", "crr_rate.png", "new connections per second", false},
+		{"crr_p50_us", "crr_latency_p50.png", "new connection p50 latency (µs)", false},
+		{"sync_full_ms", "sync_full.png", "full sync of N services (ms)", true},
 	} {
-		ok, err := rep.plot(pl.metric, pl.ylabel, filepath.Join(dir, pl.file))
+		ok, err := rep.plot(pl.metric, pl.ylabel, filepath.Join(dir, pl.file), pl.logY)
 		if err != nil {
 			return fmt.Errorf("plot %s: %w", pl.file, err)
 		}
@@ -128,11 +131,9 @@ func (rep *Report) dnfNote() string {
 					curve = append(curve, fmt.Sprintf("N=%d %s ms", n, fmtVal(v)))
 				}
 			}
-			line := fmt.Sprintf("- %s at N=%d: %s did not finish in %s", r.Mode, r.N, metric, d)
+			line := fmt.Sprintf("- %s at N=%d: %s did not finish in %s and was killed", r.Mode, r.N, metric, d)
 			if metric == "sync_update_ms" && r.UpdateNote != "" {
-				line += " (" + r.UpdateNote + ")"
-			} else {
-				line += " and was killed"
+				line = fmt.Sprintf("- %s at N=%d: %s not attempted: %s", r.Mode, r.N, metric, r.UpdateNote)
 			}
 			if len(curve) > 0 {
 				line += " (the same mode took " + strings.Join(curve, ", ") + ")"
@@ -229,8 +230,8 @@ func (rep *Report) Markdown(plots []string) string {
 					st = r.Metrics[mi.Name]
 				}
 				if st == nil {
-					if d := r.DNF(mi.Name); d != "" {
-						cells = append(cells, "did not finish in "+d)
+					if d := r.DNFText(mi.Name); d != "" {
+						cells = append(cells, d)
 						any = true
 					} else {
 						cells = append(cells, "–")
@@ -291,17 +292,26 @@ func (rep *Report) Markdown(plots []string) string {
 var palette = []color.Color{
 	color.RGBA{0, 0, 0, 255}, color.RGBA{31, 119, 180, 255}, color.RGBA{44, 160, 44, 255},
 	color.RGBA{214, 39, 40, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{148, 103, 189, 255},
+	color.RGBA{140, 86, 75, 255}, color.RGBA{227, 119, 194, 255}, color.RGBA{127, 127, 127, 255},
+	color.RGBA{188, 189, 34, 255},
 }
 
 // plot draws metric against N, a line per series; false when nothing has the metric.
-func (rep *Report) plot(metric, ylabel, file string) (bool, error) {
+func (rep *Report) plot(metric, ylabel, file string, logY bool) (bool, error) {
 	p := plot.New()
 	p.Title.Text = ylabel + " vs services"
 	p.X.Label.Text = "services (N)"
 	p.Y.Label.Text = ylabel
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = true
+	// Bottom right: the lines of rates and latencies run high on an axis from 0.
+	p.Legend.Top, p.Legend.Left = false, false
+	if logY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Legend.Top = true // programming times grow with N: the top left is empty
+		p.Legend.Left = true
+	}
 	drawn := false
 	for i, s := range rep.series() {
 		var xys plotter.XYs
@@ -334,6 +344,8 @@ func (rep *Report) plot(metric, ylabel, file string) (bool, error) {
 	if p.X.Min == p.X.Max { // one N: give the log axis some room
 		p.X.Min, p.X.Max = p.X.Min/2, p.X.Max*2
 	}
-	p.Y.Min = 0
+	if !logY {
+		p.Y.Min = 0
+	}
 	return true, p.Save(7*vg.Inch, 4.5*vg.Inch, file)
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
@@ -186,6 +187,20 @@ func (r *Result) DNF(metric string) string {
 	return r.Unfinished[metric]
 }
 
+// DNFText describes an unfinished metric: "did not finish in 5m0s", or for a whole-table update
+// skipped after the full sync did not finish, "not attempted (the full sync did not finish in
+// 5m0s)"; "" when metric finished.
+func (r *Result) DNFText(metric string) string {
+	d := r.DNF(metric)
+	switch {
+	case d == "":
+		return ""
+	case metric == "sync_update_ms" && r.UpdateNote != "":
+		return "not attempted (the full sync did not finish in " + d + ")"
+	}
+	return "did not finish in " + d
+}
+
 // Get returns the median of a metric, or false.
 func (r *Result) Get(metric string) (float64, bool) {
 	if r == nil || r.Metrics == nil || r.Metrics[metric] == nil {
@@ -205,8 +220,8 @@ func (r *Result) summary() string {
 			parts = append(parts, fmt.Sprintf(m.f, s.Runs[len(s.Runs)-1]))
 		}
 	}
-	for m, d := range r.Unfinished {
-		parts = append(parts, m+" did not finish in "+d)
+	for _, m := range slices.Sorted(maps.Keys(r.Unfinished)) {
+		parts = append(parts, m+" "+r.DNFText(m))
 	}
 	return strings.Join(parts, ", ")
 }
