@@ -73,6 +73,18 @@ func (s *store) decodeInto(key string, data []byte, out runtime.Object, rev int6
 
 // decodeNew decodes data into a new object of the kind the data names.
 func (s *store) decodeNew(key string, data []byte, rev int64) (runtime.Object, error) {
+	// The key says the kind (/registry/pods/...): decoding into a typed object takes the
+	// codec's one-pass path, half the cost of finding the kind in the data first (watch
+	// events are decoded once per watcher). Any surprise takes the general path.
+	if c, ok := s.codec.(*jsonCodec); ok {
+		if gvk, ok := kindForKey(key); ok {
+			if obj, err := c.scheme.New(gvk); err == nil {
+				if err := runtime.DecodeInto(c, data, obj); err == nil {
+					return obj, setRV(key, obj, rev)
+				}
+			}
+		}
+	}
 	obj, err := runtime.Decode(s.codec, data)
 	if err != nil {
 		return nil, newErr(ErrCodeInvalidObj, key, rev, err, "decode %q", key)
