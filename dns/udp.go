@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -110,6 +111,10 @@ func (s *Server) serveUDP(u *udpConn, async *sync.WaitGroup) {
 			}
 			l.packet(b, from, dst, async)
 		}
+		// A loop with queries always waiting would keep its P until preempted (10 ms), and
+		// on a small node the goroutines it shares the cores with (the other loops, the
+		// informers, a co-located client) would wait that long: yield after every batch.
+		runtime.Gosched()
 	}
 }
 
