@@ -220,6 +220,7 @@ func cleanupRuntime(rt *runtime.Runtime) {
 	if err := rt.Client().NamespaceService().Delete(ctx, rt.Namespace()); err != nil {
 		fmt.Fprintf(os.Stderr, "cleanup: delete containerd namespace %s: %v\n", rt.Namespace(), err)
 	}
+	rt.RemoveNamespaceCgroups()
 }
 
 // waitFor polls cond until it holds or the deadline passes.

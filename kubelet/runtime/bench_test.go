@@ -49,6 +49,7 @@ func BenchmarkStart(b *testing.B) {
 		if err := rt.Client().NamespaceService().Delete(ctx, rt.Namespace()); err != nil {
 			b.Logf("delete containerd namespace %s: %v", rt.Namespace(), err)
 		}
+		rt.RemoveNamespaceCgroups()
 	}()
 	for _, n := range []int{1, 50} {
 		b.Run(fmt.Sprintf("concurrent=%d", n), func(b *testing.B) {

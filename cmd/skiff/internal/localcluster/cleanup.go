@@ -50,11 +50,8 @@ func cleanupNodes(ctx context.Context, o Options, nw *Network) error {
 	}
 	// runc removes a container's cgroups when the container goes; what a crash left behind is
 	// empty and removable (children first).
-	groups, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", runtime.NamespaceFor(prefix)+"*"))
-	more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/unified", "skiff-"+o.Cluster+"*"))
-	for _, g := range append(groups, more...) {
-		removeCgroup(g)
-	}
+	runtime.RemoveCgroupsMatching(runtime.NamespaceFor(prefix) + "*")
+	runtime.RemoveCgroupsMatching("skiff-" + o.Cluster + "*")
 	// Pod namespaces outlive their containers (an agent restart adopts them): the IPAM records
 	// name every pod that had one.
 	records, _ := filepath.Glob(filepath.Join(o.DataDir, "nodes", "*", "podnet", "ipam", "*", "*"))
@@ -91,14 +88,4 @@ func removeContainers(ctx context.Context, socket, ns string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func removeCgroup(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if e.IsDir() {
-			removeCgroup(filepath.Join(dir, e.Name()))
-		}
-	}
-	os.Remove(dir)
 }
