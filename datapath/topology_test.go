@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/skiffnet/skiff/datapath/netns"
-	"github.com/vishvananda/netlink"
 )
 
 // topo is the traffic-test network, all in namespaces the test creates:
@@ -50,47 +49,8 @@ func nsRun(t testing.TB, ns *netns.NS, args ...string) {
 // veth makes a pair in a (name an) and b (name bn) with the given CIDR addresses.
 func veth(t testing.TB, a *netns.NS, an, aAddr string, b *netns.NS, bn, bAddr string) {
 	t.Helper()
-	ha, err := a.Netlink()
-	if err != nil {
+	if err := netns.Veth(a, an, aAddr, b, bn, bAddr); err != nil {
 		t.Fatal(err)
-	}
-	defer ha.Close()
-	hb, err := b.Netlink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hb.Close()
-	if err := ha.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: an}, PeerName: bn}); err != nil {
-		t.Fatalf("veth %s/%s: %v", an, bn, err)
-	}
-	peer, err := ha.LinkByName(bn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ha.LinkSetNsFd(peer, b.FD()); err != nil {
-		t.Fatal(err)
-	}
-	for _, side := range []struct {
-		h    *netlink.Handle
-		name string
-		addr string
-		ns   *netns.NS
-	}{{ha, an, aAddr, a}, {hb, bn, bAddr, b}} {
-		l, err := side.h.LinkByName(side.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, err := netlink.ParseAddr(side.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := side.h.AddrAdd(l, addr); err != nil {
-			t.Fatal(err)
-		}
-		if err := side.h.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-		nsRun(t, side.ns, "ethtool", "-K", side.name, "tx", "off")
 	}
 }
 

@@ -73,43 +73,8 @@ func setForwarding(t *testing.T, ns *netns.NS) {
 // vethInto makes a veth pair in a's netns and moves the peer end into b, both ends up.
 func vethInto(t *testing.T, a, b *netns.NS, nameA, nameB string, addrA, addrB string) {
 	t.Helper()
-	ha, err := a.Netlink()
-	if err != nil {
+	if err := netns.Veth(a, nameA, addrA, b, nameB, addrB); err != nil {
 		t.Fatal(err)
-	}
-	defer ha.Close()
-	hb, err := b.Netlink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hb.Close()
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: nameA, MTU: 1500}, PeerName: nameB, PeerNamespace: netlink.NsFd(b.FD())}
-	if err := ha.LinkAdd(v); err != nil {
-		t.Fatalf("veth %s/%s: %v", nameA, nameB, err)
-	}
-	for _, side := range []struct {
-		h    *netlink.Handle
-		ns   *netns.NS
-		name string
-		addr string
-	}{{ha, a, nameA, addrA}, {hb, b, nameB, addrB}} {
-		l, err := side.h.LinkByName(side.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if side.addr != "" {
-			addr, err := netlink.ParseAddr(side.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := side.h.AddrAdd(l, addr); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := side.h.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-		run(t, side.ns, "ethtool", "-K", side.name, "tx", "off")
 	}
 }
 
